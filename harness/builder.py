@@ -1,0 +1,201 @@
+"""Turns a Topology into namespaces: one switch, one per node, one client per
+public network. Only pyroute2 and /proc/sys writes, no `ip` subprocesses.
+
+Layout for run R:
+  fth-R-sw      bridges br-<network> (STP off, forward delay 0); switch-side
+                veth ends n<pnn>-<port> ("the cable": set it down to pull it)
+  fth-R-n<pnn>  node: eth0 (private), bond0 over eth1 or eth1 (public), lo up
+  fth-R-c-<net> client on each public network: eth0 with the last host address
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from harness import netns
+from harness.links import BondDevice, Bridge, Veth
+from harness.netns import NsRoute
+from harness.runs import RunState
+from harness.topology import Topology, TopologyError
+
+# Sysctls CTDB relies on (promote_secondaries: deleting a primary address must
+# not drop the secondaries; arp_filter: answer ARP only on the owning link),
+# and IPv6 off so router solicitations and DAD add no noise to timelines.
+NODE_SYSCTLS = (
+    ("net.ipv4.conf.all.promote_secondaries", 1),
+    ("net.ipv4.conf.default.promote_secondaries", 1),
+    ("net.ipv4.conf.all.arp_filter", 1),
+    ("net.ipv4.conf.default.arp_filter", 1),
+    ("net.ipv6.conf.all.disable_ipv6", 1),
+    ("net.ipv6.conf.default.disable_ipv6", 1),
+)
+QUIET_SYSCTLS = NODE_SYSCTLS[-2:]
+
+
+def switch_port(pnn: int, port: str) -> str:
+    return f"n{pnn}-{port}"
+
+
+def client_port(network: str) -> str:
+    return f"c-{network}"[:15]
+
+
+def bridge_name(network: str) -> str:
+    return f"br-{network}"[:15]
+
+
+@functools.cache
+def kernel_has_bonding() -> bool:
+    """Probe once per process: can this kernel create a bond in a namespace?"""
+    state = RunState("probe" + os.urandom(2).hex())
+    name = state.ns_name("bondprobe")
+
+    def probe(ipr: NsRoute) -> bool:
+        try:
+            ipr.link("add", ifname="bondprobe", kind="bond", bond_mode=1)
+        except Exception:  # noqa: BLE001 - any refusal means "no bonding"
+            return False
+        return True
+
+    try:
+        return bool(netns.create_netns(name, probe))
+    finally:
+        netns.remove_netns(name)
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Names the builder will create, so teardown and audits agree with it."""
+
+    topology: Topology
+    state: RunState
+
+    @property
+    def switch(self) -> str:
+        return self.state.ns_name("sw")
+
+    def node(self, pnn: int) -> str:
+        return self.state.ns_name(f"n{pnn}")
+
+    def client(self, network: str) -> str:
+        return self.state.ns_name(f"c-{network}")
+
+    def check(self) -> None:
+        top = self.topology
+        for i in top.interfaces:
+            for port in i.ports:
+                if len(switch_port(top.nodes - 1, port)) > 15:
+                    raise TopologyError(
+                        f"{top.source}: interfaces.{i.name}: port {port!r} is too long for the "
+                        f"switch-side name {switch_port(top.nodes - 1, port)!r}; use <= 9 chars"
+                    )
+        if top.has_bonds and not kernel_has_bonding():
+            raise TopologyError(
+                f"{top.source}: this kernel has no bonding driver; use Topology.plain() "
+                "or run the bond tests in a VM (`make test-vm`)"
+            )
+
+
+def _quiet(ipr: NsRoute) -> None:
+    for key, val in QUIET_SYSCTLS:
+        netns.write_sysctl(key, val)
+    ipr.link("set", ifname="lo", state="up")
+
+
+def _build_switch(plan: BuildPlan) -> None:
+    alias = f"fth run {plan.state.run_id} switch"
+
+    def setup(ipr: NsRoute) -> None:
+        _quiet(ipr)
+        for net in plan.topology.networks:
+            Bridge(bridge_name(net.name), alias).create(ipr)
+
+    netns.create_netns(plan.switch, setup)
+
+
+def _build_node(plan: BuildPlan, pnn: int, switch_fd: int) -> None:
+    top = plan.topology
+    alias = f"fth run {plan.state.run_id} node {pnn}"
+
+    def setup(ipr: NsRoute) -> None:
+        for key, val in NODE_SYSCTLS:
+            netns.write_sysctl(key, val)
+        ipr.link("set", ifname="lo", state="up")
+        for iface in top.interfaces:
+            for port in iface.ports:
+                Veth(port, switch_port(pnn, port), switch_fd, alias).create(ipr)
+            if iface.bond:
+                BondDevice(iface.name, iface.bond, alias).create(ipr)
+            addr = top.network(iface.network).node_address(pnn)
+            idx = ipr.link_lookup(ifname=iface.name)[0]
+            ipr.addr("add", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen,
+                     broadcast=str(addr.network.broadcast_address))
+            ipr.link("set", index=idx, state="up")
+
+    netns.create_netns(plan.node(pnn), setup)
+
+
+def _build_client(plan: BuildPlan, network: str, switch_fd: int) -> None:
+    addr = plan.topology.network(network).client_address()
+    alias = f"fth run {plan.state.run_id} client {network}"
+
+    def setup(ipr: NsRoute) -> None:
+        _quiet(ipr)
+        netns.write_sysctl("net.ipv4.conf.all.arp_filter", 1)
+        Veth("eth0", client_port(network), switch_fd, alias).create(ipr)
+        idx = ipr.link_lookup(ifname="eth0")[0]
+        ipr.addr("add", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen,
+                 broadcast=str(addr.network.broadcast_address))
+        ipr.link("set", index=idx, state="up")
+
+    netns.create_netns(plan.client(network), setup)
+
+
+def _wire_switch(plan: BuildPlan) -> None:
+    """Attach every switch-side veth end to its network's bridge and bring it up."""
+    top = plan.topology
+    wanted: dict[str, str] = {}
+    for pnn in range(top.nodes):
+        for iface in top.interfaces:
+            for port in iface.ports:
+                wanted[switch_port(pnn, port)] = bridge_name(iface.network)
+    for net in top.public_networks:
+        wanted[client_port(net.name)] = bridge_name(net.name)
+
+    def wire(ipr: NsRoute) -> None:
+        index = {link.get("ifname"): link["index"] for link in ipr.link("dump")}
+        for port, bridge in wanted.items():
+            ipr.link("set", index=index[port], master=index[bridge], state="up")
+
+    netns.in_netns(plan.switch, wire)
+
+
+def build(plan: BuildPlan, workers: int = 4) -> None:
+    """Create all namespaces and links of the plan (caller tears down on error)."""
+    plan.check()
+    _build_switch(plan)
+    fd = os.open(netns.netns_path(plan.switch), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        jobs = [functools.partial(_build_node, plan, p, fd) for p in range(plan.topology.nodes)]
+        jobs += [functools.partial(_build_client, plan, n.name, fd)
+                 for n in plan.topology.public_networks]
+        if len(jobs) <= 4:
+            for job in jobs:
+                job()
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="build") as pool:
+                # each job runs its netlink work in its own fresh thread
+                for fut in [pool.submit(job) for job in jobs]:
+                    fut.result()
+    finally:
+        os.close(fd)
+    _wire_switch(plan)
+
+
+def teardown(plan: BuildPlan) -> None:
+    """Remove the plan's namespaces (processes must be stopped first)."""
+    for name in plan.state.namespaces():
+        netns.remove_netns(name)

@@ -1,0 +1,303 @@
+"""Handles on a built cluster: nodes, clients, cables, and the processes the
+run started. A test talks to the kernel only through these.
+
+Commands run under `ip netns exec`, which gives them the namespace's own
+/sys (a plain setns() would see the host's /sys/class/net). Link state is
+read through netlink from a thread inside the namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import builder, netns
+from harness.netns import NsRoute
+from harness.runs import ProcRecord, RunState, alive
+from harness.topology import Network, Topology
+
+IP = shutil.which("ip") or "/usr/sbin/ip"
+IFF_UP = 0x1
+
+
+@dataclass(frozen=True)
+class LinkState:
+    name: str
+    index: int
+    admin_up: bool
+    carrier: bool
+    operstate: str
+    kind: str | None
+    master: int | None
+    mac: str | None
+
+
+@dataclass(frozen=True)
+class BondState:
+    """Kernel view of a bond: the active slave and each slave's MII status."""
+
+    name: str
+    active_slave: str | None
+    slaves: dict[str, bool]
+    carrier: bool
+
+
+def _linkinfo(msg: Any, key: str) -> Any:
+    info = msg.get_attr("IFLA_LINKINFO")
+    return info.get_attr(key) if info is not None else None
+
+
+def _link_state(msg: Any) -> LinkState:
+    kind = _linkinfo(msg, "IFLA_INFO_KIND")
+    return LinkState(
+        name=msg.get_attr("IFLA_IFNAME"),
+        index=msg["index"],
+        admin_up=bool(msg["flags"] & IFF_UP),
+        carrier=bool(msg.get_attr("IFLA_CARRIER")),
+        operstate=msg.get_attr("IFLA_OPERSTATE") or "UNKNOWN",
+        kind=kind,
+        master=msg.get_attr("IFLA_MASTER"),
+        mac=msg.get_attr("IFLA_ADDRESS"),
+    )
+
+
+@dataclass
+class ManagedProcess:
+    """A process the run started, stopped by its pid (never by name)."""
+
+    popen: subprocess.Popen[bytes]
+    record: ProcRecord
+    log: Path | None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None and alive(self.record.pid, self.record.start)
+
+    def signal(self, sig: int) -> None:
+        if self.running():
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM, wait, then SIGKILL; returns the exit code."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        return self.popen.returncode
+
+
+@dataclass
+class Host:
+    """A namespace the run owns (a node or a client)."""
+
+    netns: str
+    cluster: Cluster = field(repr=False)
+
+    # -- commands ------------------------------------------------------------
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return [IP, "netns", "exec", self.netns, *argv]
+
+    def run(self, argv: Sequence[str], check: bool = True, timeout: float = 30,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command in this namespace (with its own /sys) and wait."""
+        return subprocess.run(self.argv(argv), capture_output=True, text=True,
+                              check=check, timeout=timeout, input=input)
+
+    def spawn(self, argv: Sequence[str], what: str, log: Path | None = None,
+              env: dict[str, str] | None = None, wrap: Sequence[str] = ()) -> ManagedProcess:
+        """Start a background process here; it is recorded for teardown."""
+        out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            popen = subprocess.Popen(
+                [*wrap, *self.argv(argv)], stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            )
+        finally:
+            if log:
+                out.close()
+        proc = ManagedProcess(popen, self.cluster.state.record_process(popen.pid, what), log)
+        self.cluster.processes.append(proc)
+        return proc
+
+    # -- netlink reads and link changes -------------------------------------
+    def netlink(self, fn: Any) -> Any:
+        return netns.in_netns(self.netns, fn)
+
+    def links(self) -> dict[str, LinkState]:
+        return self.netlink(lambda r: {s.name: s for s in map(_link_state, r.link("dump"))})
+
+    def link(self, name: str) -> LinkState:
+        return self.links()[name]
+
+    def carrier(self, name: str) -> bool:
+        return self.link(name).carrier
+
+    def set_link(self, name: str, up: bool) -> None:
+        """`ip link set NAME up|down` inside this namespace (admin state)."""
+        self.netlink(lambda r: r.link("set", ifname=name, state="up" if up else "down"))
+
+    def addresses(self, name: str | None = None) -> list[ipaddress.IPv4Interface]:
+        def read(r: NsRoute) -> list[ipaddress.IPv4Interface]:
+            kw = {"index": r.link_lookup(ifname=name)[0]} if name else {}
+            return [
+                ipaddress.IPv4Interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}")
+                for a in r.addr("dump", family=2, **kw)
+            ]
+        return self.netlink(read)
+
+    def bond_state(self, bond: str) -> BondState:
+        def read(r: NsRoute) -> BondState:
+            links = list(r.link("dump"))
+            by_index = {m["index"]: m for m in links}
+            master = next(m for m in links if m.get_attr("IFLA_IFNAME") == bond)
+            data = _linkinfo(master, "IFLA_INFO_DATA")
+            active = data.get_attr("IFLA_BOND_ACTIVE_SLAVE") if data is not None else None
+            slaves = {}
+            for m in links:
+                if m.get_attr("IFLA_MASTER") == master["index"]:
+                    sdata = _linkinfo(m, "IFLA_INFO_SLAVE_DATA")
+                    mii = sdata.get_attr("IFLA_BOND_SLAVE_MII_STATUS") if sdata else None
+                    slaves[m.get_attr("IFLA_IFNAME")] = mii == 0
+            return BondState(
+                name=bond,
+                active_slave=by_index[active].get_attr("IFLA_IFNAME") if active in by_index
+                else None,
+                slaves=slaves,
+                carrier=bool(master.get_attr("IFLA_CARRIER")),
+            )
+        return self.netlink(read)
+
+
+@dataclass
+class Node(Host):
+    pnn: int = 0
+
+    def address(self, network: str | None = None) -> ipaddress.IPv4Interface:
+        top = self.cluster.topology
+        net = top.network(network) if network else top.private
+        return net.node_address(self.pnn)
+
+    def cable(self, port: str) -> Cable:
+        return Cable(self.cluster, builder.switch_port(self.pnn, port))
+
+
+@dataclass
+class Client(Host):
+    network: Network | None = None
+
+    @property
+    def address(self) -> ipaddress.IPv4Interface:
+        assert self.network is not None
+        return self.network.client_address()
+
+
+@dataclass(frozen=True)
+class Cable:
+    """The switch-side end of a node's veth: setting it down pulls the cable."""
+
+    cluster: Cluster
+    switch_port: str
+
+    def set(self, plugged: bool) -> None:
+        sw = self.cluster.plan.switch
+        netns.in_netns(sw, lambda r: r.link("set", ifname=self.switch_port,
+                                            state="up" if plugged else "down"))
+
+    def pull(self) -> None:
+        self.set(False)
+
+    def plug(self) -> None:
+        self.set(True)
+
+
+class Cluster:
+    """A built cluster. Use `Cluster.create(topology)` as a context manager."""
+
+    def __init__(self, topology: Topology, state: RunState) -> None:
+        self.topology = topology
+        self.state = state
+        self.plan = builder.BuildPlan(topology, state)
+        self.processes: list[ManagedProcess] = []
+        self.nodes = [Node(self.plan.node(p), self, pnn=p) for p in range(topology.nodes)]
+        self.clients = {
+            n.name: Client(self.plan.client(n.name), self, network=n)
+            for n in topology.public_networks
+        }
+        self.switch = Host(self.plan.switch, self)
+        self.workdir = state.dir / "work"
+        self.build_seconds = 0.0
+
+    @classmethod
+    def create(cls, topology: Topology, state: RunState | None = None) -> Cluster:
+        """Claim a run (if not given), build everything; on error remove it all."""
+        if state is None:
+            from harness.runs import new_run_id
+            state = RunState(new_run_id()).claim()
+        cluster = cls(topology, state)
+        t0 = time.monotonic()
+        try:
+            cluster.workdir.mkdir(parents=True, exist_ok=True)
+            builder.build(cluster.plan)
+        except BaseException:
+            cluster.destroy()
+            raise
+        cluster.build_seconds = time.monotonic() - t0
+        return cluster
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run_id
+
+    def client(self, network: str = "public") -> Client:
+        return self.clients[network]
+
+    def stop_processes(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+    def destroy(self) -> None:
+        """Stop every process of the run, then remove its namespaces."""
+        self.stop_processes()
+        self.state.kill_everything()
+        builder.teardown(self.plan)
+
+    def leftovers(self) -> list[str]:
+        """What of this run still exists after destroy() (for the leak audit)."""
+        out = [f"netns {n}" for n in self.state.namespaces()]
+        out += [f"process {p.pid} ({p.what})" for p in self.state.live_processes()]
+        out += [f"mount {m}" for m in self.state.mounts()]
+        return out
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
+    def how_to_enter(self) -> str:
+        lines = [f"cluster run {self.run_id} left up (--keep-on-failure):"]
+        for n in self.nodes:
+            lines.append(f"  node {n.pnn}: ip netns exec {n.netns} bash")
+        for name, c in self.clients.items():
+            lines.append(f"  client {name}: ip netns exec {c.netns} bash")
+        lines.append(f"  switch: ip netns exec {self.plan.switch} bash")
+        lines.append("  remove it with: harness gc --force " + self.run_id)
+        return "\n".join(lines)
