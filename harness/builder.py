@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from harness import netns
 from harness.links import BondDevice, Bridge, Veth
 from harness.netns import NsRoute
-from harness.runs import RunState
+from harness.runs import RunState, new_run_id
 from harness.topology import Topology, TopologyError
 
 # Sysctls CTDB relies on (promote_secondaries: deleting a primary address must
@@ -50,8 +50,7 @@ def bridge_name(network: str) -> str:
 @functools.cache
 def kernel_has_bonding() -> bool:
     """Probe once per process: can this kernel create a bond in a namespace?"""
-    state = RunState("probe" + os.urandom(2).hex())
-    name = state.ns_name("bondprobe")
+    state = RunState(new_run_id()).claim()
 
     def probe(ipr: NsRoute) -> bool:
         try:
@@ -61,9 +60,9 @@ def kernel_has_bonding() -> bool:
         return True
 
     try:
-        return bool(netns.create_netns(name, probe))
+        return bool(netns.create_netns(state.ns_name("bondprobe"), probe))
     finally:
-        netns.remove_netns(name)
+        state.remove()
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,19 @@ def new_run_id() -> str:
 
 
 def proc_start_time(pid: int) -> int | None:
-    """Kernel start time (clock ticks since boot) of pid, or None if gone."""
+    """Kernel start time (clock ticks since boot) of pid, or None if gone.
+
+    A zombie counts as gone: it runs nothing, and its parent may be a pid 1
+    that never reaps it.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # comm may contain spaces and parentheses: split after the last ')'
     fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return None
     return int(fields[19])
 
 
@@ -76,7 +82,16 @@ class RunState:
 
     def is_alive(self) -> bool:
         o = self.owner()
-        return bool(o) and alive(int(o["pid"]), o.get("start"))
+        return bool(o) and (bool(o.get("kept")) or alive(int(o["pid"]), o.get("start")))
+
+    def mark_kept(self) -> None:
+        """Keep this run past its owner's exit (--keep-on-failure); gc --force removes it."""
+        o = self.owner() or {}
+        o["kept"] = True
+        (self.dir / "owner.json").write_text(json.dumps(o))
+
+    def is_kept(self) -> bool:
+        return bool((self.owner() or {}).get("kept"))
 
     # -- names -------------------------------------------------------------
     def ns_name(self, role: str) -> str:
@@ -170,12 +185,19 @@ def known_run_ids(root: Path = STATE_ROOT) -> set[str]:
     return ids
 
 
-def reap(root: Path = STATE_ROOT) -> list[str]:
-    """Remove the leftovers of every dead run (`harness gc`)."""
+def reap(root: Path = STATE_ROOT, force: tuple[str, ...] = (), kept: bool = False) -> list[str]:
+    """Remove the leftovers of every dead run (`harness gc`).
+
+    Live runs are never touched. Runs kept by --keep-on-failure stay unless
+    named in `force` or `kept` is set.
+    """
     removed = []
     for rid in sorted(known_run_ids(root)):
         state = RunState(rid, root)
-        if state.is_alive():
+        if state.is_kept():
+            if rid not in force and not kept:
+                continue
+        elif state.is_alive():
             continue
         # a run whose owner record is still being written is less than a
         # moment old: leave it unless its namespaces are older than 10 s

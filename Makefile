@@ -1,0 +1,64 @@
+# Everything a fresh Debian bookworm machine needs, installed idempotently.
+# Run as root (namespaces need it).  `make demo` runs the seed's experiment;
+# `make test` runs the whole suite (and the bond tests in a VM when this
+# kernel has no bonding driver).
+
+PYTHON   ?= python3
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+APT_PKGS := iproute2 ethtool nftables iptables iputils-ping iputils-arping procps ctdb
+PYTEST_ARGS ?=
+
+.PHONY: deps apt-deps pip-deps test test-host demo bench lint clean gc
+
+deps: apt-deps pip-deps
+
+# ctdb's postinst must not start a daemon in the host namespace: a temporary
+# policy-rc.d refuses service starts while apt runs (an existing one is kept).
+apt-deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  own=0; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; own=1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; rc=$$?; \
+	  [ $$own = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc; \
+	fi
+
+$(STAMP): pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+pip-deps: $(STAMP)
+
+-include mk/vm.mk
+
+test: deps
+	$(PY) -m ruff check .
+	@if $(PY) -m harness.vm probe-bonding >/dev/null 2>&1 || [ ! -f mk/vm.mk ]; then \
+	  $(MAKE) --no-print-directory test-host; \
+	else \
+	  $(MAKE) --no-print-directory test-host && $(MAKE) --no-print-directory test-vm; \
+	fi
+
+test-host: deps
+	$(PY) -m pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: deps
+	$(PY) -m harness demo
+
+bench: deps
+	$(PY) -m harness bench
+
+gc: deps
+	$(PY) -m harness gc
+
+lint: deps
+	$(PY) -m ruff check .
+
+clean: gc
+	rm -rf $(VENV) .cache artifacts

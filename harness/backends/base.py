@@ -1,0 +1,143 @@
+"""The interface every failover implementation offers the harness.
+
+Scenario tests are written against `Backend` only, so the native
+implementation and Samba's ctdbd run the same tests. A backend runs one
+daemon per node namespace and exposes CTDB's CLI (`-X` forms parsed by
+harness.ctdbout, the one parser for both implementations).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
+
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from harness.cluster import Cluster
+
+
+class NotConverged(AssertionError):
+    """The cluster did not reach all-OK with every IP held once in time."""
+
+
+class Backend(ABC):
+    """One failover implementation running on a built Cluster."""
+
+    name: ClassVar[str]
+
+    def __init__(self, cluster: Cluster, tunables: Mapping[str, int] | None = None,
+                 options: Mapping[str, str] | None = None) -> None:
+        self.cluster = cluster
+        self.tunables: dict[str, int] = dict(tunables or {})
+        self.options: dict[str, str] = dict(options or {})
+        self.dir = cluster.workdir / self.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    # -- what the machine has ---------------------------------------------
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """None when this backend can run here, else how to make it runnable."""
+        return None
+
+    # -- lifecycle -----------------------------------------------------------
+    @abstractmethod
+    def start(self) -> None:
+        """Start the daemon on every node (returns once they are launched)."""
+
+    @abstractmethod
+    def start_node(self, pnn: int) -> None: ...
+
+    @abstractmethod
+    def stop_node(self, pnn: int) -> None:
+        """Graceful shutdown of one node's daemon."""
+
+    @abstractmethod
+    def daemon_pid(self, pnn: int) -> int: ...
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop every daemon and leave nothing behind."""
+
+    # -- the CLI -----------------------------------------------------------
+    @abstractmethod
+    def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = 10) -> str:
+        """Run the CTDB-style CLI on node `pnn` and return its stdout."""
+
+    def status(self, pnn: int = 0):  # -> ctdbout.ClusterStatus
+        from harness import ctdbout
+        return ctdbout.parse_status(self.ctl(pnn, "-X", "status"))
+
+    def ips(self, pnn: int = 0) -> dict[ipaddress.IPv4Address, int]:
+        from harness import ctdbout
+        return {ipaddress.ip_address(k): v
+                for k, v in ctdbout.parse_ip(self.ctl(pnn, "-X", "ip")).items()}
+
+    def setvar(self, name: str, value: int, pnn: int | None = None) -> None:
+        targets = range(len(self.cluster.nodes)) if pnn is None else (pnn,)
+        for p in targets:
+            self.ctl(p, "setvar", name, str(value))
+        self.tunables[name] = value
+
+    # -- files ---------------------------------------------------------------
+    @abstractmethod
+    def log_path(self, pnn: int) -> Path: ...
+
+    @abstractmethod
+    def event_script_dir(self, pnn: int) -> Path:
+        """Where extra `NN.name` event scripts for node pnn go (e.g. a hung monitor)."""
+
+    def tunable(self, name: str) -> int:
+        """Value in force (the test's setting, else CTDB's 4.17 default)."""
+        from harness.failover.tunables import DEFAULTS
+        return self.tunables.get(name, DEFAULTS[name])
+
+    def collect(self, dest: Path) -> None:
+        """Copy every node's log into dest (artifacts)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        for pnn in range(len(self.cluster.nodes)):
+            src = self.log_path(pnn)
+            if src.exists():
+                shutil.copy(src, dest / f"{self.name}-node{pnn}.log")
+
+    # -- convergence -----------------------------------------------------------
+    def kernel_holders(self) -> dict[ipaddress.IPv4Address, list[int]]:
+        """Which nodes hold each public IP in the kernel (not the CLI's word)."""
+        public = {p.address.ip for p in self.cluster.topology.public_addresses}
+        held: dict[ipaddress.IPv4Address, list[int]] = {ip: [] for ip in public}
+        for node in self.cluster.nodes:
+            for a in node.addresses():
+                if a.ip in held:
+                    held[a.ip].append(node.pnn)
+        return held
+
+    def converged(self) -> str | None:
+        """None if all nodes are OK and every IP sits on exactly one node, else why not."""
+        st = self.status(0)
+        bad = [n for n in st.nodes if not n.ok]
+        if bad:
+            return f"nodes not OK: {[(n.pnn, n.flags_text) for n in bad]}"
+        held = self.kernel_holders()
+        wrong = {str(ip): pnns for ip, pnns in held.items() if len(pnns) != 1}
+        if wrong:
+            return f"IPs not held by exactly one node in the kernel: {wrong}"
+        said = self.ips(0)
+        for ip, pnns in held.items():
+            if said.get(ip) != pnns[0]:
+                return f"`ip` says {ip} is on {said.get(ip)}, kernel says {pnns[0]}"
+        return None
+
+    def wait_converged(self, timeout: float) -> None:
+        @retry(stop=stop_after_delay(timeout), wait=wait_fixed(0.05), reraise=True,
+               retry=retry_if_exception_type((NotConverged, OSError, ValueError)))
+        def check() -> None:
+            why = self.converged()
+            if why:
+                raise NotConverged(why)
+        try:
+            check()
+        except NotConverged as e:
+            raise NotConverged(f"{self.name}: not converged within {timeout} s: {e}") from None

@@ -1,0 +1,125 @@
+"""`harness` command: gc (the reaper), bench, topology checks, and the demo.
+
+Bad input gets one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+
+from harness import hostcheck, runs
+from harness.topology import TopologyError, default_topology, load_topology
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit 2."""
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    removed = runs.reap(force=tuple(args.force), kept=args.kept)
+    for line in removed:
+        print(f"removed {line}")
+    if not removed:
+        print("nothing to remove")
+    return 0
+
+
+def cmd_topology(args: argparse.Namespace) -> int:
+    top = load_topology(args.file)
+    print(f"{args.file}: OK, {top.nodes} nodes, networks "
+          f"{', '.join(f'{n.name}={n.subnet}' for n in top.networks)}")
+    for iface in top.interfaces:
+        extra = f" bond {iface.bond.mode} over {','.join(iface.bond.slaves)}" if iface.bond else ""
+        print(f"  {iface.name} on {iface.network}{extra}")
+    print("  public_addresses:")
+    for pa in top.public_addresses:
+        print(f"    {pa.line()}")
+    return 0
+
+
+def bench_build(sizes: Sequence[int], repeat: int) -> dict[int, list[float]]:
+    """Build+teardown wall time (s) of plain clusters of each size."""
+    from harness.cluster import Cluster
+
+    out: dict[int, list[float]] = {}
+    for n in sizes:
+        top = default_topology(n).plain() if n <= 3 else default_topology(3).plain().resized(n)
+        times = []
+        for _ in range(repeat):
+            state = runs.RunState(runs.new_run_id()).claim()
+            t0 = time.monotonic()
+            c = Cluster.create(top, state)
+            c.destroy()
+            times.append(time.monotonic() - t0)
+            state.remove()
+        out[n] = times
+    return out
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    why = hostcheck.why_cannot_run()
+    if why:
+        raise UsageError(why)
+    print(f"build+teardown of plain clusters, {args.repeat} runs each (ms)")
+    print(f"{'nodes':>6} {'median':>8} {'min':>8} {'max':>8}")
+    for n, times in bench_build(args.nodes, args.repeat).items():
+        ms = [t * 1000 for t in times]
+        print(f"{n:>6} {statistics.median(ms):>8.1f} {min(ms):>8.1f} {max(ms):>8.1f}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
+    return v
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    gc = sub.add_parser("gc", help="remove what dead runs left behind")
+    gc.add_argument("--force", nargs="*", default=[], metavar="RUNID",
+                    help="also remove these kept runs (--keep-on-failure)")
+    gc.add_argument("--kept", action="store_true", help="also remove every kept run")
+    gc.set_defaults(fn=cmd_gc)
+    top = sub.add_parser("topology", help="check a TOML topology file and print it")
+    top.add_argument("file")
+    top.set_defaults(fn=cmd_topology)
+    b = sub.add_parser("bench", help="build+teardown medians (a benchmark, not a test)")
+    b.add_argument("--nodes", type=_positive, nargs="+", default=[3, 16, 64])
+    b.add_argument("--repeat", type=_positive, default=7)
+    b.set_defaults(fn=cmd_bench)
+    _add_late_commands(sub)
+    return p
+
+
+def _add_late_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands that live in their own modules (demo, stats)."""
+    try:
+        from harness import demo
+    except ImportError:
+        return
+    demo.add_parser(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except (UsageError, TopologyError) as e:
+        print(f"harness {args.cmd}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

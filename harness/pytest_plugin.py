@@ -1,0 +1,157 @@
+"""pytest plugin: `topology` and `cluster` fixtures, markers, options, reaper,
+leak audit and the host-integrity check. Registered through the `pytest11`
+entry point; a user's conftest needs nothing.
+
+    def test_pulled_cable(cluster):
+        cluster.nodes[1].cable("eth1").pull()
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import builder, hostcheck, runs
+from harness.cluster import Cluster
+from harness.topology import Topology, TopologyError, default_topology
+
+VM_HINT = "the kernel has no bonding driver; run the bond tests in a VM with `make test-vm`"
+_report_key = pytest.StashKey[dict[str, pytest.TestReport]]()
+_snapshot_key = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "failover test harness")
+    group.addoption("--keep-on-failure", action="store_true",
+                    help="leave a failed test's cluster up and print how to enter it")
+    group.addoption("--artifacts", metavar="DIR", default=None,
+                    help="write logs and timelines of failed tests under DIR")
+    group.addoption("--backend", default="all", metavar="NAME",
+                    help="failover implementation(s): native, ctdb or all (default: all "
+                         "that are installed)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in (
+        "cluster(nodes=, bond=, slaves=, plain=, miimon=): topology overrides for `cluster`",
+        "needs_bonding: needs a kernel with the bonding driver (elsewhere: `make test-vm`)",
+        "slow: long-running test",
+    ):
+        config.addinivalue_line("markers", line)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if hostcheck.why_cannot_run() is not None:
+        return
+    if not _is_worker(session.config):
+        removed = runs.reap()
+        if removed:
+            print(f"harness: reaped leftovers of dead runs: {len(removed)} objects")
+        session.stash[_snapshot_key] = hostcheck.host_snapshot()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.stash.get(_snapshot_key, None)
+    if before is None:
+        return
+    diff = hostcheck.diff_snapshots(before, hostcheck.host_snapshot())
+    if diff:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        msg = "harness: the host namespace changed during the run:\n  " + "\n  ".join(diff)
+        if tr:
+            tr.write_line(msg, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = hostcheck.why_cannot_run()
+    for item in items:
+        needs_ns = "cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker(
+            "needs_bonding")
+        if reason and needs_ns:
+            item.add_marker(pytest.mark.skip(reason=f"harness: {reason}"))
+        elif item.get_closest_marker("needs_bonding") and not reason \
+                and not builder.kernel_has_bonding():
+            item.add_marker(pytest.mark.skip(reason=VM_HINT))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+    rep = yield
+    item.stash.setdefault(_report_key, {})[rep.when] = rep
+    return rep
+
+
+def test_failed(request: pytest.FixtureRequest) -> bool:
+    reps = request.node.stash.get(_report_key, {})
+    return any(r.failed for r in reps.values())
+
+
+def artifacts_dir(request: pytest.FixtureRequest) -> Path | None:
+    """Per-test artifacts directory (only with --artifacts)."""
+    base = request.config.getoption("--artifacts")
+    if not base:
+        return None
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+    path = Path(base) / safe
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def apply_marker(topology: Topology, marker: pytest.Mark | None) -> Topology:
+    """Apply @pytest.mark.cluster(nodes=, bond=, slaves=, plain=, miimon=...)."""
+    if marker is None:
+        return topology
+    kw = dict(marker.kwargs)
+    if kw.pop("plain", False):
+        topology = topology.plain()
+    if "nodes" in kw:
+        topology = topology.resized(int(kw.pop("nodes")))
+    if "bond" in kw:
+        mode = kw.pop("bond")
+        bond_kw = {k: kw.pop(k) for k in ("miimon", "updelay", "downdelay") if k in kw}
+        topology = topology.with_bond(mode, int(kw.pop("slaves", 1)), **bond_kw)
+    if kw:
+        raise TopologyError(f"@pytest.mark.cluster: unknown arguments {sorted(kw)}")
+    return topology
+
+
+@pytest.fixture
+def topology(request: pytest.FixtureRequest) -> Topology:
+    """The seed's 3-node cluster; without bonding in the kernel, its plain variant.
+
+    Override per module by defining a `topology` fixture of your own.
+    """
+    base = default_topology()
+    bonds_wanted = request.node.get_closest_marker("needs_bonding") is not None
+    if not bonds_wanted and not builder.kernel_has_bonding():
+        base = base.plain()
+    return base
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest, topology: Topology) -> Iterator[Cluster]:
+    """A freshly built cluster, removed afterwards whatever happens; leaks fail the test."""
+    top = apply_marker(topology, request.node.get_closest_marker("cluster"))
+    state = runs.RunState(runs.new_run_id()).claim()
+    c = Cluster.create(top, state)
+    try:
+        yield c
+    finally:
+        if test_failed(request) and request.config.getoption("--keep-on-failure"):
+            c.stop_processes()
+            state.mark_kept()
+            print("\n" + c.how_to_enter())
+        else:
+            c.destroy()
+            leftovers = c.leftovers()
+            state.remove()
+            if leftovers:
+                pytest.fail(f"leak audit: run {state.run_id} left {leftovers}", pytrace=False)
