@@ -16,14 +16,22 @@ class NodeFlags(enum.IntFlag):
     BANNED = 0x08
     DELETED = 0x10
     STOPPED = 0x20
+    # Never set by a daemon: the 4.17 `ctdb` tool shows other nodes as
+    # UNKNOWN while the queried node's runstate is at most FIRST_RECOVERY,
+    # because their flags are not trustworthy yet.  It is not part of INACTIVE.
+    UNKNOWN = 0x40
     DISABLED = UNHEALTHY | PERMANENTLY_DISABLED
     INACTIVE = DELETED | DISCONNECTED | BANNED | STOPPED
 
 
-# Order in which `ctdb status` prints flag names, joined with "|".
+# Order in which `ctdb status` prints flag names, joined with "|" (the table
+# in ctdb/tools/ctdb.c pretty_print_flags, checked against the 4.17 binary).
+# A name is printed when any of its bits is set, so INACTIVE follows the
+# DISCONNECTED/BANNED/DELETED/STOPPED bits and DISABLED means only the
+# administrative PERMANENTLY_DISABLED bit.
 STATUS_ORDER: tuple[tuple[str, NodeFlags], ...] = (
     ("DISCONNECTED", NodeFlags.DISCONNECTED),
-    ("UNKNOWN", NodeFlags.NONE),  # runtime-only in CTDB; never set by us
+    ("UNKNOWN", NodeFlags.UNKNOWN),
     ("DISABLED", NodeFlags.PERMANENTLY_DISABLED),
     ("BANNED", NodeFlags.BANNED),
     ("UNHEALTHY", NodeFlags.UNHEALTHY),
