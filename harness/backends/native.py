@@ -1,0 +1,114 @@
+"""The project's own implementation (harness.failover) as a harness backend.
+
+Per node, under <run>/work/native/node<pnn>/: nodes, public_addresses,
+ctdb.tunables, script.options, events/, failoverd.log, ctl.sock; the cluster
+lock is one file all nodes of this cluster share.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.backends.base import Backend
+from harness.cluster import Cluster, ManagedProcess
+from harness.failover import ctl
+
+
+class NativeBackend(Backend):
+    name = "native"
+
+    def __init__(self, cluster: Cluster, tunables: Mapping[str, int] | None = None,
+                 options: Mapping[str, str] | None = None, event_mode: bool = False,
+                 cluster_key: bool = False, log_level: str = "INFO") -> None:
+        super().__init__(cluster, tunables, options)
+        self.event_mode = event_mode
+        self.log_level = log_level
+        self.procs: dict[int, ManagedProcess] = {}
+        self.lock = self.dir / "cluster.lock"
+        self.key_file: Path | None = None
+        if cluster_key:
+            self.key_file = self.dir / "cluster.key"
+            self.key_file.write_text(secrets.token_hex(32) + "\n")
+            self.key_file.chmod(0o600)
+        for pnn in range(len(cluster.nodes)):
+            self.write_config(pnn)
+
+    def node_dir(self, pnn: int) -> Path:
+        return self.dir / f"node{pnn}"
+
+    def write_config(self, pnn: int) -> None:
+        top = self.cluster.topology
+        d = self.node_dir(pnn)
+        (d / "events").mkdir(parents=True, exist_ok=True)
+        (d / "nodes").write_text("".join(f"{a}\n" for a in top.node_addresses()))
+        (d / "public_addresses").write_text(top.public_addresses_text())
+        (d / "ctdb.tunables").write_text(
+            "".join(f"{k}={v}\n" for k, v in sorted(self.tunables.items())))
+        (d / "script.options").write_text(
+            "".join(f"{k}={v}\n" for k, v in sorted(self.options.items())))
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        for pnn in range(len(self.cluster.nodes)):
+            self.start_node(pnn)
+
+    def start_node(self, pnn: int) -> None:
+        d = self.node_dir(pnn)
+        argv = [sys.executable, "-m", "harness.failover.daemon", "--dir", str(d),
+                "--pnn", str(pnn), "--cluster-lock", str(self.lock),
+                "--socket", str(d / "ctl.sock"), "--log", str(self.log_path(pnn)),
+                "--log-level", self.log_level]
+        if self.event_mode:
+            argv.append("--event-mode")
+        if self.key_file:
+            argv += ["--key-file", str(self.key_file)]
+        self.procs[pnn] = self.cluster.nodes[pnn].spawn(
+            argv, f"failoverd node {pnn}", log=d / "stderr.log")
+
+
+    def stop_node(self, pnn: int) -> None:
+        proc = self.procs.pop(pnn, None)
+        if proc is not None:
+            proc.stop(timeout=10)
+
+    def daemon_pid(self, pnn: int) -> int:
+        return self.procs[pnn].pid
+
+    def process(self, pnn: int) -> ManagedProcess:
+        return self.procs[pnn]
+
+    def stop(self) -> None:
+        """SIGTERM every daemon at once (no takeover churn), then reap each."""
+        procs = list(self.procs.values())
+        self.procs.clear()
+        for proc in procs:
+            proc.signal(signal.SIGTERM)
+        for proc in procs:
+            proc.stop(timeout=10)
+
+    # -- CLI ------------------------------------------------------------------------
+    def socket_path(self, pnn: int) -> Path:
+        return self.node_dir(pnn) / "ctl.sock"
+
+    def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = 10) -> str:
+        """In-process client of the node's control socket (same code as failoverctl)."""
+        rc, out, err = ctl.call(self.socket_path(pnn), args, timeout)
+        if check and rc != 0:
+            raise RuntimeError(f"failoverctl {' '.join(args)} on node {pnn}: "
+                               f"{err.strip() or out.strip()}")
+        return out
+
+    def cli_argv(self, pnn: int, *args: str) -> list[str]:
+        """The same command as a person would type it (for logs and README)."""
+        return ["failoverctl", "--socket", str(self.socket_path(pnn)), *args]
+
+    # -- files -------------------------------------------------------------------------
+    def log_path(self, pnn: int) -> Path:
+        return self.node_dir(pnn) / "failoverd.log"
+
+    def event_script_dir(self, pnn: int) -> Path:
+        return self.node_dir(pnn) / "events"

@@ -1,0 +1,171 @@
+"""The daemon's hands in the kernel: addresses, link state, gratuitous ARP,
+and a netlink watcher for the event-driven mode.
+
+pyroute2's sync IPRoute must not be used from a thread with a running asyncio
+loop, and its sockets are per thread; so every call goes through one
+dedicated worker thread that owns one socket for the daemon's lifetime.
+The daemon runs inside its node namespace, so that socket is the node's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pyroute2 import IPRoute
+
+T = TypeVar("T")
+ETH_P_ARP = 0x0806
+RTMGRP_LINK = 0x1
+IFF_UP = 0x1
+
+
+def refuse_host_namespace() -> None:
+    """Exit early if started in the same network namespace as pid 1.
+
+    The daemon adds and removes addresses; in the host namespace that would
+    change the machine's own network.
+    """
+    mine = os.stat("/proc/self/ns/net").st_ino
+    try:
+        init = os.stat("/proc/1/ns/net").st_ino
+    except OSError:
+        return
+    if mine == init and not os.environ.get("FAILOVERD_ALLOW_INIT_NETNS"):
+        raise SystemExit(
+            "failoverd: refusing to run in the host's network namespace; start it with "
+            "`ip netns exec NODE failoverd ...`"
+        )
+
+
+class KernelOps:
+    """Blocking netlink work, serialised on one thread with one socket."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="netops")
+        self._local = threading.local()
+
+    def _ipr(self) -> IPRoute:
+        ipr = getattr(self._local, "ipr", None)
+        if ipr is None:
+            ipr = self._local.ipr = IPRoute()
+        return ipr
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        def shut() -> None:
+            ipr = getattr(self._local, "ipr", None)
+            if ipr is not None:
+                ipr.close()
+        self._pool.submit(shut).result()
+        self._pool.shutdown()
+
+    # -- reads (run on the worker) ----------------------------------------------
+    def links(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for m in self._ipr().link("dump"):
+            out[m.get_attr("IFLA_IFNAME")] = {
+                "index": m["index"],
+                "up": bool(m["flags"] & IFF_UP),
+                "carrier": bool(m.get_attr("IFLA_CARRIER")),
+                "mac": m.get_attr("IFLA_ADDRESS"),
+                "master": m.get_attr("IFLA_MASTER"),
+            }
+        return out
+
+    def addresses(self) -> dict[ipaddress.IPv4Address, str]:
+        """Every IPv4 address here -> interface name."""
+        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in self._ipr().link("dump")}
+        return {
+            ipaddress.IPv4Address(a.get_attr("IFA_ADDRESS")): names.get(a["index"], "?")
+            for a in self._ipr().addr("dump", family=socket.AF_INET)
+        }
+
+    # -- LinkProbe for ifcheck (run on the worker) ------------------------------
+    def exists(self, iface: str) -> bool:
+        return bool(self._ipr().link_lookup(ifname=iface))
+
+    def bonding_text(self, iface: str) -> str | None:
+        # /proc/net follows the reading process's network namespace
+        try:
+            return Path(f"/proc/net/bonding/{iface}").read_text()
+        except OSError:
+            return None
+
+    def link_detected(self, iface: str) -> bool:
+        idx = self._ipr().link_lookup(ifname=iface)
+        if not idx:
+            return False
+        return bool(self._ipr().link("get", index=idx[0])[0].get_attr("IFLA_CARRIER"))
+
+    def set_up(self, iface: str) -> None:
+        self._ipr().link("set", ifname=iface, state="up")
+
+    # -- changes (run on the worker) ---------------------------------------------
+    def add_address(self, iface: str, addr: ipaddress.IPv4Interface) -> None:
+        idx = self._ipr().link_lookup(ifname=iface)[0]
+        self._ipr().addr("add", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen,
+                         broadcast=str(addr.network.broadcast_address))
+
+    def del_address(self, iface: str, addr: ipaddress.IPv4Interface) -> None:
+        idx = self._ipr().link_lookup(ifname=iface)[0]
+        self._ipr().addr("del", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen)
+
+
+def arp_frames(mac: str, ip: ipaddress.IPv4Address) -> tuple[bytes, bytes]:
+    """A gratuitous ARP request and an unsolicited ARP reply for ip at mac."""
+    hw = bytes.fromhex(mac.replace(":", ""))
+    bcast = b"\xff" * 6
+    ipb = ip.packed
+    eth = bcast + hw + struct.pack("!H", ETH_P_ARP)
+    hdr = struct.pack("!HHBB", 1, 0x0800, 6, 4)
+    request = eth + hdr + struct.pack("!H", 1) + hw + ipb + b"\x00" * 6 + ipb
+    reply = eth + hdr + struct.pack("!H", 2) + hw + ipb + bcast + ipb
+    return request, reply
+
+
+def send_garp(iface: str, mac: str, ip: ipaddress.IPv4Address) -> None:
+    """One round: request then reply, broadcast on iface (AF_PACKET)."""
+    request, reply = arp_frames(mac, ip)
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as s:
+        s.bind((iface, ETH_P_ARP))
+        s.send(request)
+        s.send(reply)
+
+
+class LinkWatcher:
+    """Calls `notify(ifname)` from a thread on every link change (event mode)."""
+
+    def __init__(self, notify: Callable[[str], None]) -> None:
+        self._notify = notify
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="linkwatch", daemon=True)
+
+    def start(self, timeout: float = 5.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("netlink link watcher did not start")
+
+    def _run(self) -> None:
+        with IPRoute() as ipr:
+            ipr.bind(groups=RTMGRP_LINK)
+            self._ready.set()
+            while not self._stop.is_set():
+                for msg in ipr.get():
+                    name = msg.get_attr("IFLA_IFNAME")
+                    if name:
+                        self._notify(name)
+
+    def stop(self) -> None:
+        self._stop.set()
