@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import builder, hostcheck, runs
+from harness import backends, builder, hostcheck, runs
+from harness.backends.base import Backend
 from harness.cluster import Cluster
 from harness.topology import Topology, TopologyError, default_topology
 
@@ -37,6 +38,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in (
         "cluster(nodes=, bond=, slaves=, plain=, miimon=): topology overrides for `cluster`",
+        "tunables(**NAME_VALUE): CTDB tunables for the `backend` fixture "
+        "(default MonitorInterval=3)",
+        "script_options(**NAME_VALUE): event-script options, e.g. "
+        "CTDB_PARTIALLY_ONLINE_INTERFACES='yes'",
+        "event_mode: the native implementation's event-driven monitor (CTDB has none)",
+        "backends(*names): restrict a test to these implementations",
         "needs_bonding: needs a kernel with the bonding driver (elsewhere: `make test-vm`)",
         "slow: long-running test",
     ):
@@ -155,3 +162,65 @@ def cluster(request: pytest.FixtureRequest, topology: Topology) -> Iterator[Clus
             state.remove()
             if leftovers:
                 pytest.fail(f"leak audit: run {state.run_id} left {leftovers}", pytrace=False)
+
+
+# -- failover implementations ------------------------------------------------
+
+DEFAULT_TUNABLES = {"MonitorInterval": 3}  # CTDB's 15 makes every test slow
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend_name" not in metafunc.fixturenames:
+        return
+    try:
+        names = backends.selected(metafunc.config.getoption("--backend"))
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    only = metafunc.definition.get_closest_marker("backends")
+    if only:
+        names = [n for n in names if n in only.args]
+    metafunc.parametrize("backend_name", names, scope="function")
+
+
+@pytest.fixture
+def backend_name() -> str:
+    return "native"
+
+
+def _marker_kwargs(request: pytest.FixtureRequest, name: str) -> dict:
+    out: dict = {}
+    for mark in reversed(list(request.node.iter_markers(name))):
+        out.update(mark.kwargs)
+    return out
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, cluster: Cluster,
+            backend_name: str) -> Iterator[Backend]:
+    """The chosen implementation running on `cluster`, converged (all OK, IPs placed).
+
+    Tunables come from @pytest.mark.tunables (default MonitorInterval=3),
+    script options from @pytest.mark.script_options.
+    """
+    cls = backends.registry()[backend_name]
+    why = cls.unavailable()
+    if why:
+        pytest.skip(f"{backend_name} backend: {why}")
+    tunables = {**DEFAULT_TUNABLES, **_marker_kwargs(request, "tunables")}
+    options = {k: str(v) for k, v in _marker_kwargs(request, "script_options").items()}
+    kw = {}
+    if request.node.get_closest_marker("event_mode"):
+        if backend_name != "native":
+            pytest.skip(f"{backend_name}: CTDB has no event-driven monitor; this test is about "
+                        "the native implementation's --event-mode")
+        kw["event_mode"] = True
+    impl = cls(cluster, tunables, options, **kw)
+    try:
+        impl.start()
+        impl.wait_converged(timeout=impl.convergence_timeout())
+        yield impl
+    finally:
+        impl.stop()
+        out = artifacts_dir(request)
+        if out is not None and test_failed(request):
+            impl.collect(out)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
-
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from harness.cluster import Cluster
 
@@ -130,14 +129,41 @@ class Backend(ABC):
                 return f"`ip` says {ip} is on {said.get(ip)}, kernel says {pnns[0]}"
         return None
 
-    def wait_converged(self, timeout: float) -> None:
-        @retry(stop=stop_after_delay(timeout), wait=wait_fixed(0.05), reraise=True,
-               retry=retry_if_exception_type((NotConverged, OSError, ValueError)))
-        def check() -> None:
-            why = self.converged()
-            if why:
-                raise NotConverged(why)
-        try:
-            check()
-        except NotConverged as e:
-            raise NotConverged(f"{self.name}: not converged within {timeout} s: {e}") from None
+    def monitor_due(self, pnn: int) -> float | None:
+        """Seconds until node pnn's next monitor run, if the implementation says."""
+        return None
+
+    def max_monitor_gap(self) -> float:
+        """Longest gap between monitor runs once running: 5 s after a change, else the cap."""
+        return float(max(5, self.tunable("MonitorInterval")))
+
+    def convergence_timeout(self) -> float:
+        """How long start-up may take: first monitor, one gap, takeover, plus slack."""
+        return 2 + 5 + self.tunable("TakeoverTimeout") + 10
+
+    def wait_converged(self, timeout: float, settle: float | None = None) -> float:
+        """Wait until converged and the layout stays the same for `settle` seconds.
+
+        A node that just turned OK triggers one more (rebalancing) takeover run,
+        so "converged" is only trusted once it held for a RecoverInterval.
+        Returns the monotonic time convergence was first seen (of the final layout).
+        """
+        settle = float(self.tunable("RecoverInterval")) if settle is None else settle
+        deadline = time.monotonic() + timeout + settle
+        first: tuple[float, dict] | None = None
+        why = "never checked"
+        while time.monotonic() < deadline:
+            try:
+                why = self.converged() or ""
+            except (OSError, ValueError, RuntimeError) as e:
+                why = f"{type(e).__name__}: {e}"
+            if not why:
+                layout = self.ips(0)
+                if first is None or first[1] != layout:
+                    first = (time.monotonic(), layout)
+                if time.monotonic() - first[0] >= settle:
+                    return first[0]
+            else:
+                first = None
+            time.sleep(0.05)
+        raise NotConverged(f"{self.name}: not converged within {timeout} s: {why}")

@@ -102,6 +102,10 @@ class NativeBackend(Backend):
                                f"{err.strip() or out.strip()}")
         return out
 
+    def monitor_due(self, pnn: int) -> float | None:
+        out = self.ctl(pnn, "monitorinfo")
+        return float(out.split("due_in:")[1])
+
     def cli_argv(self, pnn: int, *args: str) -> list[str]:
         """The same command as a person would type it (for logs and README)."""
         return ["failoverctl", "--socket", str(self.socket_path(pnn)), *args]

@@ -33,6 +33,7 @@ USAGE = """Usage: failoverctl [-X] COMMAND [ARGS]
   stop | continue    stop this node (STOPPED: it holds no IPs)
   setdebug LEVEL | getdebug     ERROR WARNING NOTICE INFO DEBUG
   shutdown           release public IPs and exit
+  monitorinfo        (not in CTDB) current monitor gap and seconds until the next run
 """
 
 
@@ -99,6 +100,7 @@ async def dispatch(d: Daemon, argv: list[str]) -> str:
         "setdebug": lambda: _setdebug(args),
         "getdebug": lambda: _const(logging.getLevelName(logging.getLogger().level) + "\n"),
         "shutdown": lambda: _shutdown(d),
+        "monitorinfo": lambda: _monitorinfo(d),
     }
     if cmd not in handlers:
         raise CommandError(f"unknown command {cmd!r}; run `failoverctl help` for the list", 2)
@@ -165,6 +167,12 @@ async def _setdebug(args: list[str]) -> str:
         raise CommandError(f"setdebug: give one of {' '.join(LEVELS)}", 2)
     logging.getLogger().setLevel(LEVELS[args[0].upper()])
     return ""
+
+
+async def _monitorinfo(d: Daemon) -> str:
+    """Not in CTDB: the gap in force and when the next monitor run is due."""
+    import time
+    return f"gap:{d.monitor_gap:g} due_in:{max(0.0, d.monitor_due - time.monotonic()):.3f}\n"
 
 
 async def _shutdown(d: Daemon) -> str:

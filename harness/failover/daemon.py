@@ -110,6 +110,7 @@ class Daemon:
         self.conn_tasks: set[asyncio.Task] = set()
         self.watcher: LinkWatcher | None = None
         self.monitored = self._monitored_ifaces()
+        self.monitor_gap, self.monitor_due = 0.0, 0.0
 
     # -- small helpers ---------------------------------------------------------
     def _monitored_ifaces(self) -> list[str]:
@@ -458,6 +459,7 @@ class Daemon:
     async def monitor_loop(self) -> None:
         delay = self.schedule.first_delay()
         while True:
+            self.monitor_gap, self.monitor_due = delay, time.monotonic() + delay
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.monitor_wake.wait(), delay)
             self.monitor_wake.clear()
@@ -470,6 +472,7 @@ class Daemon:
                 if not line.startswith("Node became"):
                     log.log(NOTICE, "%s", line)
             delay = dec.next_delay
+            log.debug("monitor event %s; next in %g s", status.name, delay)
             if dec.changed:
                 await self.set_flag(NodeFlags.UNHEALTHY, not dec.healthy,
                                     "UNHEALTHY" if not dec.healthy else "HEALTHY")

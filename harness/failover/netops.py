@@ -10,6 +10,7 @@ The daemon runs inside its node namespace, so that socket is the node's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import socket
@@ -29,20 +30,25 @@ IFF_UP = 0x1
 
 
 def refuse_host_namespace() -> None:
-    """Exit early if started in the same network namespace as pid 1.
+    """Exit unless running in a named network namespace (one in /run/netns).
 
-    The daemon adds and removes addresses; in the host namespace that would
-    change the machine's own network.
+    The daemon adds and removes addresses; in the machine's own namespace that
+    would change its network. `ip netns exec NAME` always satisfies this; pid
+    1's namespace cannot always be read (it is not, in some containers), so
+    it is not what is compared.
     """
-    mine = os.stat("/proc/self/ns/net").st_ino
-    try:
-        init = os.stat("/proc/1/ns/net").st_ino
-    except OSError:
+    if os.environ.get("FAILOVERD_ALLOW_ANY_NETNS") == "1":
         return
-    if mine == init and not os.environ.get("FAILOVERD_ALLOW_INIT_NETNS"):
+    mine = os.stat("/proc/self/ns/net").st_ino
+    named = set()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/run/netns"):
+            with contextlib.suppress(OSError):
+                named.add(os.stat(entry.path).st_ino)
+    if mine not in named:
         raise SystemExit(
-            "failoverd: refusing to run in the host's network namespace; start it with "
-            "`ip netns exec NODE failoverd ...`"
+            "failoverd: refusing to run in the host's network namespace (not a named "
+            "namespace); start it with `ip netns exec NODE failoverd ...`"
         )
 
 

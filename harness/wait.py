@@ -1,0 +1,52 @@
+"""Waiting with monotonic deadlines (tenacity), returning *when* it happened.
+
+Tests measure timing, so a wait reports the monotonic time at which its
+condition was first seen true; the poll period bounds the error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import RetryError, retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+T = TypeVar("T")
+
+
+class WaitTimeout(AssertionError):
+    """A condition did not become true by its deadline."""
+
+
+class _NotYet(Exception):
+    pass
+
+
+def wait_until(cond: Callable[[], T], timeout: float, what: str,
+               period: float = 0.05) -> tuple[float, T]:
+    """Poll cond() until truthy; return (monotonic time seen, value).
+
+    Exceptions from cond count as "not yet" only if they are OSError or
+    ValueError (a daemon still starting); others propagate.
+    """
+    last: list[str] = []
+
+    @retry(stop=stop_after_delay(timeout), wait=wait_fixed(period),
+           retry=retry_if_exception_type((_NotYet, OSError, ValueError, RuntimeError)))
+    def attempt() -> tuple[float, T]:
+        try:
+            value = cond()
+        except (OSError, ValueError, RuntimeError) as e:
+            last[:] = [f"{type(e).__name__}: {e}"]
+            raise
+        if not value:
+            last[:] = [f"last value {value!r}"]
+            raise _NotYet
+        return time.monotonic(), value
+
+    try:
+        return attempt()
+    except RetryError:
+        detail = f" ({last[0]})" if last else ""
+        raise WaitTimeout(f"{what}: not within {timeout:.2f} s{detail}") from None
