@@ -17,18 +17,23 @@ BOND_MODE_NUMBERS = {"balance-rr": 0, "active-backup": 1, "802.3ad": 4}
 
 @dataclass(frozen=True)
 class Veth:
-    """A veth pair: `name` here, `peer` created directly in `peer_netns_fd`."""
+    """A veth pair: `name` here, `peer` created directly in `peer_netns_fd`.
+
+    `up` brings the local end up in the same request (a bond slave must stay
+    down until enslaved). The peer always starts down; whoever owns its
+    namespace brings it up. No alias: both ends live in namespaces named
+    with the run id, and one request less per link keeps 64-node builds fast.
+    """
 
     name: str
     peer: str
     peer_netns_fd: int
-    alias: str = ""
+    up: bool = False
 
     def create(self, ipr: NsRoute) -> None:
         ipr.link("add", ifname=self.name, kind="veth",
-                 peer={"ifname": self.peer, "net_ns_fd": self.peer_netns_fd})
-        if self.alias:
-            ipr.link("set", ifname=self.name, ifalias=self.alias)
+                 peer={"ifname": self.peer, "net_ns_fd": self.peer_netns_fd},
+                 **({"state": "up"} if self.up else {}))
 
 
 @dataclass(frozen=True)
