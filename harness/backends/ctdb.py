@@ -1,0 +1,339 @@
+"""Samba's real ctdbd (Debian's `ctdb` 4.17) as a backend, one daemon per node.
+
+Production mode, not CTDB_TEST_MODE (which turns off gratuitous ARPs, the
+public-IP checks and 10.interface). Production ctdbd has fixed paths, so each
+daemon runs in its node's network namespace plus a private mount namespace
+that looks like a machine of its own:
+
+    /etc/ctdb       <- <workdir>/ctdb/node<pnn>/etc   (config, event scripts)
+    /var/lib/ctdb   <- <workdir>/ctdb/node<pnn>/var   (volatile, persistent, state)
+    /var/log/ctdb   <- <workdir>/ctdb/node<pnn>/log   (log.ctdb)
+    /run            <- a fresh tmpfs (the node's own /run), in it:
+    /run/ctdb       <- <workdir>/ctdb/node<pnn>/run   (socket, pid file)
+    /run/cluster    <- <workdir>/ctdb/lock            (the cluster lock, shared
+                                                       by this cluster's nodes only)
+
+The host has no /run/ctdb to bind over and must not get one, hence the
+private tmpfs on /run; the two directories from the host's /run are carried
+in as open file descriptors before it hides them. Nothing is mounted in the
+host's mount namespace: the mounts vanish with the daemon's namespace.
+
+ctdbd starts as under systemd (Type=forking): `ip netns exec`, `unshare`
+and `sh` exec into it, it forks and writes /run/ctdb/ctdbd.pid; that pid
+(checked to be in the node's network namespace) is recorded for teardown and
+stopped by pid. Not `--interactive`: 4.17 then logs to stderr without
+timestamps and ignores `[logging] location`. The CLI runs in the same
+namespaces through `nsenter --target <ctdbd pid> --mount --net`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from harness import netns, runs
+from harness.backends.base import Backend
+from harness.cluster import Cluster
+from harness.failover import tunables as tunable_table
+
+CTDBD = Path("/usr/sbin/ctdbd")
+CTDB = Path("/usr/bin/ctdb")
+PKG_ETC = Path("/etc/ctdb")
+PKG_LEGACY = Path("/usr/share/ctdb/events/legacy")
+# The legacy event scripts this backend enables (4.17: a symlink in
+# /etc/ctdb/events/legacy/ to /usr/share/ctdb/events/legacy/NAME.script).
+ENABLED_SCRIPTS = ("00.ctdb", "10.interface")
+# Tools the daemon or its scripts call; without ethtool every plain interface
+# counts as down.
+NEEDED_TOOLS = ("ethtool", "iptables", "nsenter", "unshare", "ip")
+INSTALL_HINT = "apt-get install ctdb ethtool iptables (or `make deps`)"
+# Paths as the daemon sees them inside its mount namespace.
+NS_LOCK_DIR = "/run/cluster"
+NS_LOG = "/var/log/ctdb/log.ctdb"
+# A graceful `ctdb shutdown` runs the shutdown event (10.interface drops the
+# public IPs) before ctdbd exits; past this the daemon is stopped by pid.
+SHUTDOWN_GRACE = 15.0
+# From exec to the pid file of the forked daemon (measured: well under 1 s).
+LAUNCH_TIMEOUT = 10.0
+
+
+class CtdbError(RuntimeError):
+    """A `ctdb` CLI command failed; the message carries its stderr."""
+
+
+@dataclass
+class Daemon:
+    """A forked ctdbd, known by pid and kernel start time (never by name).
+
+    It is not the harness's child (the launcher exited after the fork), so it
+    is watched through /proc, and it is also in the run's process record for
+    the reaper.
+    """
+
+    pid: int
+    record: runs.ProcRecord
+
+    def running(self) -> bool:
+        return runs.alive(self.pid, self.record.start)
+
+    def wait(self, timeout: float) -> bool:
+        """True once the daemon has exited (within timeout)."""
+        deadline = time.monotonic() + timeout
+        while self.running():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def signal(self, sig: int) -> None:
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, wait, then SIGKILL."""
+        self.signal(signal.SIGTERM)
+        if not self.wait(timeout):
+            self.signal(signal.SIGKILL)
+            self.wait(timeout)
+
+
+class CtdbBackend(Backend):
+    """Real ctdbd in every node namespace, running as in production."""
+
+    name: ClassVar[str] = "ctdb"
+
+    def __init__(self, cluster: Cluster, tunables: Mapping[str, int] | None = None,
+                 options: Mapping[str, str] | None = None, log_level: str = "INFO") -> None:
+        super().__init__(cluster, tunables, options)
+        self.log_level = log_level
+        self.lock_dir = self.dir / "lock"
+        self.daemons: dict[int, Daemon] = {}
+        for pnn in range(len(cluster.nodes)):
+            self.write_config(pnn)
+
+    # -- what the machine has ---------------------------------------------
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if not CTDBD.exists() or not CTDB.exists():
+            return f"ctdbd is not installed: {INSTALL_HINT}"
+        missing = [t for t in NEEDED_TOOLS if shutil.which(t) is None]
+        if missing:
+            return f"ctdb backend needs {', '.join(missing)}: {INSTALL_HINT}"
+        return None
+
+    # -- per-node files ----------------------------------------------------
+    def node_dir(self, pnn: int) -> Path:
+        return self.dir / f"node{pnn}"
+
+    def etc_dir(self, pnn: int) -> Path:
+        return self.node_dir(pnn) / "etc"
+
+    def log_path(self, pnn: int) -> Path:
+        return self.node_dir(pnn) / "log" / "log.ctdb"
+
+    def event_script_dir(self, pnn: int) -> Path:
+        """Node pnn's /etc/ctdb/events/legacy: an executable NN.name.script here runs."""
+        return self.etc_dir(pnn) / "events" / "legacy"
+
+    def ctdb_conf(self, pnn: int) -> str:
+        node_ip = self.cluster.nodes[pnn].address().ip
+        return (
+            "[logging]\n"
+            f"\tlocation = file:{NS_LOG}\n"
+            f"\tlog level = {self.log_level}\n"
+            "[cluster]\n"
+            f"\tcluster lock = {NS_LOCK_DIR}/reclock\n"
+            f"\tnode address = {node_ip}\n"
+        )
+
+    def write_config(self, pnn: int) -> None:
+        """Lay out node pnn's etc/, var/, run/ and log/ (idempotent: keeps databases)."""
+        top = self.cluster.topology
+        nd = self.node_dir(pnn)
+        etc = self.etc_dir(pnn)
+        for d in (etc / "events" / "legacy", etc / "events" / "notification",
+                  nd / "var" / "volatile", nd / "var" / "persistent", nd / "var" / "state",
+                  nd / "run", nd / "log", self.lock_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        # The package's helper files (functions, notify.sh, debug scripts);
+        # the scripts source ${CTDB_BASE}/functions.
+        for f in PKG_ETC.iterdir():
+            if f.is_file() and not f.is_symlink():
+                shutil.copy2(f, etc / f.name)
+        (etc / "ctdb.conf").write_text(self.ctdb_conf(pnn))
+        (etc / "nodes").write_text("".join(f"{ip}\n" for ip in top.node_addresses()))
+        (etc / "public_addresses").write_text(top.public_addresses_text())
+        # ctdbd refuses to start on an unknown or obsolete name: say so here
+        tun = {tunable_table.current(k).name: tunable_table.check_value(v, k)
+               for k, v in self.tunables.items()}
+        (etc / "ctdb.tunables").write_text("".join(f"{k}={v}\n" for k, v in sorted(tun.items())))
+        (etc / "script.options").write_text(
+            "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(self.options.items())))
+        legacy = self.event_script_dir(pnn)
+        for name in ENABLED_SCRIPTS:
+            link = legacy / f"{name}.script"
+            if not link.is_symlink():
+                link.symlink_to(PKG_LEGACY / f"{name}.script")
+
+    def launch_script(self, pnn: int) -> str:
+        """The shell run by `unshare --mount`: bind the node's dirs, exec ctdbd."""
+        nd = self.node_dir(pnn)
+        q = shlex.quote
+        lines = [
+            "set -e",
+            f"mount --bind {q(str(nd / 'etc'))} /etc/ctdb",
+            f"mount --bind {q(str(nd / 'var'))} /var/lib/ctdb",
+            f"mount --bind {q(str(nd / 'log'))} /var/log/ctdb",
+            # carried in as fds: the tmpfs below hides the host's /run
+            f"exec 3<{q(str(nd / 'run'))} 4<{q(str(self.lock_dir))}",
+            "mount -t tmpfs -o mode=0755,size=16m ctdb-node-run /run",
+            f"mkdir /run/ctdb {NS_LOCK_DIR}",
+            "mount -c --bind /proc/self/fd/3 /run/ctdb",
+            f"mount -c --bind /proc/self/fd/4 {NS_LOCK_DIR}",
+            "exec 3<&- 4<&-",
+        ]
+        if not os.path.islink("/var/run") and os.path.isdir("/var/run/ctdb"):
+            lines.append("mount --bind /run/ctdb /var/run/ctdb")
+        # Not --interactive: that logs to stderr without timestamps and
+        # ignores `[logging] location`. ctdbd forks like under systemd
+        # (Type=forking) and writes /run/ctdb/ctdbd.pid.
+        lines.append(f"exec {CTDBD}")
+        return "\n".join(lines)
+
+    def pid_file(self, pnn: int) -> Path:
+        return self.node_dir(pnn) / "run" / "ctdbd.pid"
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        """Launch every node's ctdbd (in parallel: each launch waits for its fork)."""
+        errors: list[BaseException] = []
+
+        def one(pnn: int) -> None:
+            try:
+                self.start_node(pnn)
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                errors.append(e)
+
+        threads = [threading.Thread(target=one, args=(p,)) for p in range(len(self.cluster.nodes))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    def start_node(self, pnn: int) -> None:
+        """Launch node pnn's ctdbd and record the daemon's pid (after its fork)."""
+        old = self.daemons.get(pnn)
+        if old is not None and old.running():
+            raise RuntimeError(f"ctdbd on node {pnn} is already running (pid {old.pid})")
+        self.write_config(pnn)
+        self.pid_file(pnn).unlink(missing_ok=True)
+        node = self.cluster.nodes[pnn]
+        argv = ["unshare", "--mount", "--propagation", "private",
+                "sh", "-c", self.launch_script(pnn)]
+        out = self.node_dir(pnn) / "launch.log"
+        launcher = node.spawn(argv, f"ctdbd launcher node{pnn}", log=out)
+        try:
+            rc = launcher.popen.wait(LAUNCH_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            launcher.stop()
+            raise CtdbError(f"node {pnn}: ctdbd did not fork within {LAUNCH_TIMEOUT} s; "
+                            f"see {out}") from None
+        if rc != 0:
+            raise CtdbError(f"node {pnn}: ctdbd launch exited {rc}: {out.read_text().strip()}")
+        pid = self._wait_pid_file(pnn)
+        if os.stat(f"/proc/{pid}/ns/net").st_ino != netns.netns_ino(node.netns):
+            raise CtdbError(f"node {pnn}: pid {pid} from {self.pid_file(pnn)} is not in "
+                            f"{node.netns}")
+        self.daemons[pnn] = Daemon(pid, self.cluster.state.record_process(pid, f"ctdbd node{pnn}"))
+        self._wait_socket(pnn)
+
+    def _wait_socket(self, pnn: int) -> None:
+        """Return once the CLI reaches the daemon (the pid file precedes the socket)."""
+        @retry(stop=stop_after_delay(LAUNCH_TIMEOUT), wait=wait_fixed(0.01), reraise=True,
+               retry=retry_if_exception_type(CtdbError))
+        def ask() -> None:
+            if not self.running(pnn):
+                raise RuntimeError(f"node {pnn}: ctdbd exited during start-up; "
+                                   f"see {self.log_path(pnn)}")
+            self.ctl(pnn, "pnn")
+        ask()
+
+    def _wait_pid_file(self, pnn: int) -> int:
+        @retry(stop=stop_after_delay(LAUNCH_TIMEOUT), wait=wait_fixed(0.01), reraise=True,
+               retry=retry_if_exception_type((OSError, ValueError)))
+        def read() -> int:
+            pid = int(self.pid_file(pnn).read_text().split()[0])
+            if not runs.alive(pid, None):
+                raise ValueError(f"pid {pid} is gone")
+            return pid
+        try:
+            return read()
+        except (OSError, ValueError) as e:
+            raise CtdbError(f"node {pnn}: no live ctdbd pid in {self.pid_file(pnn)} ({e}); "
+                            f"see {self.log_path(pnn)}") from None
+
+    def daemon_pid(self, pnn: int) -> int:
+        return self.daemons[pnn].pid
+
+    def running(self, pnn: int) -> bool:
+        d = self.daemons.get(pnn)
+        return d is not None and d.running()
+
+    def stop_node(self, pnn: int, grace: float = SHUTDOWN_GRACE) -> None:
+        """`ctdb shutdown` (runs the shutdown event: IPs released), then by pid."""
+        d = self.daemons.get(pnn)
+        if d is None:
+            return
+        if d.running():
+            with contextlib.suppress(CtdbError, subprocess.TimeoutExpired):
+                self.ctl(pnn, "shutdown", check=False, timeout=grace)
+            d.wait(grace)
+        d.stop()
+
+    def stop(self) -> None:
+        """`ctdb shutdown` on every node at once, then by pid whatever is left."""
+        threads = [threading.Thread(target=self.stop_node, args=(pnn,), daemon=True)
+                   for pnn in self.daemons]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(SHUTDOWN_GRACE + 10)
+        for d in self.daemons.values():
+            d.stop()
+
+    # -- the CLI -----------------------------------------------------------
+    def ctl_argv(self, pnn: int, *args: str) -> list[str]:
+        """`ctdb ARGS` in the namespaces of node pnn's ctdbd (its /run/ctdb socket)."""
+        d = self.daemons.get(pnn)
+        if d is None or not d.running():
+            raise CtdbError(f"ctdbd on node {pnn} is not running")
+        return ["nsenter", "--target", str(d.pid), "--mount", "--net", "--",
+                str(CTDB), *args]
+
+    def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = 10) -> str:
+        r = subprocess.run(self.ctl_argv(pnn, *args), capture_output=True, text=True,
+                           timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and r.returncode != 0:
+            raise CtdbError(f"node {pnn}: ctdb {' '.join(args)} exited {r.returncode}: "
+                            f"{r.stderr.strip() or r.stdout.strip()}")
+        return r.stdout
+
+    def getvar(self, name: str, pnn: int = 0) -> int:
+        """A tunable as the running daemon has it (`ctdb getvar`: `Name = value`)."""
+        out = self.ctl(pnn, "getvar", name)
+        return int(out.split("=", 1)[1])
