@@ -44,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "CTDB_PARTIALLY_ONLINE_INTERFACES='yes'",
         "event_mode: the native implementation's event-driven monitor (CTDB has none)",
         "backends(*names): restrict a test to these implementations",
+        "breaks_invariants: the test breaks the cluster on purpose and checks invariants itself",
         "needs_bonding: needs a kernel with the bonding driver (elsewhere: `make test-vm`)",
         "slow: long-running test",
     ):
@@ -187,6 +188,12 @@ def backend_name() -> str:
     return "native"
 
 
+@pytest.fixture
+def default_tunables() -> dict[str, int]:
+    """Tunables under every test's own @pytest.mark.tunables; override per directory."""
+    return dict(DEFAULT_TUNABLES)
+
+
 def _marker_kwargs(request: pytest.FixtureRequest, name: str) -> dict:
     out: dict = {}
     for mark in reversed(list(request.node.iter_markers(name))):
@@ -195,8 +202,8 @@ def _marker_kwargs(request: pytest.FixtureRequest, name: str) -> dict:
 
 
 @pytest.fixture
-def backend(request: pytest.FixtureRequest, cluster: Cluster,
-            backend_name: str) -> Iterator[Backend]:
+def backend(request: pytest.FixtureRequest, cluster: Cluster, backend_name: str,
+            default_tunables: dict[str, int]) -> Iterator[Backend]:
     """The chosen implementation running on `cluster`, converged (all OK, IPs placed).
 
     Tunables come from @pytest.mark.tunables (default MonitorInterval=3),
@@ -206,7 +213,7 @@ def backend(request: pytest.FixtureRequest, cluster: Cluster,
     why = cls.unavailable()
     if why:
         pytest.skip(f"{backend_name} backend: {why}")
-    tunables = {**DEFAULT_TUNABLES, **_marker_kwargs(request, "tunables")}
+    tunables = {**default_tunables, **_marker_kwargs(request, "tunables")}
     options = {k: str(v) for k, v in _marker_kwargs(request, "script_options").items()}
     kw = {}
     if request.node.get_closest_marker("event_mode"):
@@ -224,3 +231,49 @@ def backend(request: pytest.FixtureRequest, cluster: Cluster,
         out = artifacts_dir(request)
         if out is not None and test_failed(request):
             impl.collect(out)
+
+
+# -- timeline, recorder, faults ------------------------------------------------
+
+
+@pytest.fixture
+def timeline(request: pytest.FixtureRequest) -> Iterator:
+    """One timeline per test (CLOCK_MONOTONIC). On failure it is saved under
+    --artifacts (JSON Lines + table) and its table is added to the report."""
+    from harness.timeline import Timeline
+
+    tl = Timeline(request.node.name)
+    yield tl
+    if test_failed(request):
+        table = tl.table()
+        request.node.add_report_section("teardown", "timeline", table)
+        out = artifacts_dir(request)
+        if out is not None:
+            tl.save(out)
+
+
+@pytest.fixture
+def recorder(cluster: Cluster, timeline, backend: Backend) -> Iterator:
+    """Netlink listeners in every namespace, a status poller of every node
+    (100 ms), the daemons' logs and a client prober of every public IP."""
+    from harness.timeline import Recorder
+
+    rec = Recorder(cluster, timeline, backend, poll_interval=0.1, probe=True)
+    rec.start()
+    try:
+        yield rec
+    finally:
+        rec.stop()
+
+
+@pytest.fixture
+def faults(cluster: Cluster, timeline, backend: Backend) -> Iterator:
+    """Fault factory bound to this test's cluster, timeline and backend;
+    whatever is still applied at the end is undone."""
+    from harness.faults import Faults
+
+    f = Faults(cluster, timeline, backend)
+    try:
+        yield f
+    finally:
+        f.undo_all()

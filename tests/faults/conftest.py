@@ -12,8 +12,6 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from harness.backends.base import Backend
 from harness.cluster import Cluster, ManagedProcess
-from harness.pytest_plugin import test_failed
-from harness.timeline import Timeline
 
 COLS = ["Disconnected", "Unknown", "Banned", "Disabled", "Unhealthy", "Stopped", "Inactive",
         "PartiallyOnline"]
@@ -90,12 +88,3 @@ def standin(cluster: Cluster) -> Iterator[SleepBackend]:
         yield b
     finally:
         b.stop()
-
-
-@pytest.fixture
-def timeline(request: pytest.FixtureRequest) -> Iterator[Timeline]:
-    """A timeline named after the test; printed if the test fails."""
-    tl = Timeline(request.node.name)
-    yield tl
-    if test_failed(request):
-        print(tl.table())

@@ -1,0 +1,240 @@
+"""Timing bounds from the tunables in force, two-sided expectations on the
+timeline, and the invariants every failover run must keep.
+
+    b = Bounds.of(backend)
+    fault = faults.pull_cable(2, "eth1").apply()
+    bad = expect(timeline, "flags", node=2, after=fault.apply_event,
+                 within=(0, b.detection(due)), where=has_flag("UNHEALTHY"))
+
+A failed expectation or invariant raises AssertionError whose message shows
+the timeline around the moment that broke it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from harness.timeline import Event, Timeline, TimelineTimeout
+
+SCALE_ENV = "HARNESS_TIME_SCALE"
+
+
+def time_scale() -> float:
+    """Slowdown factor measured by the VM runner under emulation (1 on bare metal)."""
+    try:
+        return max(1.0, float(os.environ.get(SCALE_ENV, "1")))
+    except ValueError:
+        return 1.0
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Upper bounds (seconds) derived from one backend's tunables, plus slack.
+
+    slack covers scheduling and polling on a loaded 2-core machine (the status
+    poller runs every 100 ms); `scale` multiplies everything under emulation.
+    """
+
+    monitor_interval: float
+    recover_interval: float
+    keepalive_interval: float
+    keepalive_limit: float
+    takeover_timeout: float
+    slack: float = 1.0
+    scale: float = 1.0
+
+    @classmethod
+    def of(cls, backend, slack: float = 1.0) -> Bounds:  # noqa: ANN001 - any Backend
+        t = backend.tunable
+        return cls(t("MonitorInterval"), t("RecoverInterval"), t("KeepaliveInterval"),
+                   t("KeepaliveLimit"), t("TakeoverTimeout"), slack, time_scale())
+
+    @property
+    def monitor_gap(self) -> float:
+        """Longest gap between monitor runs: 5 s after a health change, else the cap."""
+        return max(5.0, self.monitor_interval)
+
+    def detection(self, due: float | None = None) -> float:
+        """Fault -> UNHEALTHY: the next monitor run (due in `due` s if known) + slack."""
+        return ((self.monitor_gap if due is None else due) + self.slack) * self.scale
+
+    @property
+    def recovery(self) -> float:
+        """Fault removed -> OK again: the next run comes within one gap."""
+        return (self.monitor_gap + self.slack) * self.scale
+
+    @property
+    def takeover(self) -> float:
+        """UNHEALTHY/DISCONNECTED -> IPs in the kernel elsewhere: the leader runs a
+        takeover at once; a missed request is caught by the next RecoverInterval check."""
+        return (self.recover_interval + self.slack) * self.scale
+
+    @property
+    def keepalive(self) -> float:
+        """Silent node -> DISCONNECTED: Limit missed intervals, plus one for the phase."""
+        return (self.keepalive_interval * (self.keepalive_limit + 1) + self.slack) * self.scale
+
+    @property
+    def takeover_deadline(self) -> float:
+        """CTDB gives a takeover run 3 x TakeoverTimeout before it fails."""
+        return 3 * self.takeover_timeout * self.scale
+
+
+def has_flag(name: str) -> Callable[[Event], bool]:
+    return lambda e: name in e.data.get("flags", ())
+
+
+def is_ok(e: Event) -> bool:
+    return list(e.data.get("flags", ())) == ["OK"] or "PARTIALLYONLINE" in e.data.get("flags", ())
+
+
+def expect(tl: Timeline, kind: str, *, after: Event | float, within: tuple[float, float],
+           node: object = ..., where: Callable[[Event], bool] | None = None,
+           **data: object) -> Event:
+    """The first matching event after `after` must come within [lo, hi] seconds of it."""
+    lo, hi = within
+    ref = after.t if isinstance(after, Event) else float(after)
+    try:
+        ev = tl.wait_for(kind, after=after, node=node, where=where, timeout=hi + 0.2, **data)
+    except TimelineTimeout as e:
+        raise AssertionError(f"expected {kind} (node {node}) within {hi:.2f} s: {e}") from None
+    dt = ev.t - ref
+    if not lo <= dt <= hi:
+        raise AssertionError(
+            f"{kind} (node {node}) came {dt:.3f} s after the reference, outside "
+            f"[{lo:.2f}, {hi:.2f}] s\n" + tl.window(ev, before=max(2.0, dt + 0.5), after=1.0,
+                                                      ref=after))
+    return ev
+
+
+def expect_none(tl: Timeline, kind: str, *, after: Event | float, for_s: float,
+                node: object = ..., where: Callable[[Event], bool] | None = None,
+                **data: object) -> None:
+    """No matching event may appear within `for_s` seconds after `after`.
+
+    Waits on the timeline until the window closes (a deadline, not a sleep) and
+    fails as soon as a forbidden event arrives.
+    """
+    ref = after.t if isinstance(after, Event) else float(after)
+    remaining = ref + for_s - time.monotonic()
+    try:
+        ev = tl.wait_for(kind, after=after, node=node, where=where, timeout=max(0.0, remaining),
+                         **data)
+    except TimelineTimeout:
+        return
+    if ev.t <= ref + for_s:
+        raise AssertionError(
+            f"{kind} (node {node}) must not happen within {for_s:.2f} s, but came after "
+            f"{ev.t - ref:.3f} s\n" + tl.window(ev, before=2.0, after=1.0, ref=after))
+
+
+# -- invariants ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Violation:
+    what: str
+    t: float
+
+    def render(self, tl: Timeline) -> str:
+        return f"INVARIANT BROKEN: {self.what}\n" + tl.window(self.t, before=2.0, after=1.0)
+
+
+def _node_label(label: str) -> int | None:
+    return int(label[1:]) if label.startswith("n") and label[1:].isdigit() else None
+
+
+def _unhealthy_spans(tl: Timeline, pnn: int, end: float) -> list[tuple[float, float]]:
+    """When node pnn was positively seen UNHEALTHY (first to last such poll).
+
+    Polls lag the daemon by up to one period, so a span ends at the last poll
+    that still showed UNHEALTHY, not at the first that showed OK: a node that
+    turned healthy and took an IP between two polls is not a violation.
+    """
+    spans: list[tuple[float, float]] = []
+    start = last = None
+    for e in tl.events("flags", node=pnn, source="status"):
+        if "UNHEALTHY" in e.data.get("flags", ()):
+            start = e.t if start is None else start
+            last = e.t
+        elif start is not None and last is not None:
+            spans.append((start, last))
+            start = last = None
+    if start is not None:
+        spans.append((start, end))
+    return spans
+
+
+def find_violations(tl: Timeline, ips: Iterable[str], *, takeover_bound: float,
+                    allow_duplicates_on: Iterable[int] = (),
+                    arp_grace: float = 0.25, until: float | None = None) -> list[Violation]:
+    """Check the whole timeline:
+    - no public IP held by two node namespaces at once (split brain), except on
+      nodes named in allow_duplicates_on (a killed daemon cannot remove its IPs);
+    - no IP on a node that has been UNHEALTHY for longer than the takeover bound;
+    - every ARP answer the client saw came from a node holding that IP then
+      (within arp_grace, the probe's own round trip).
+    """
+    want = [str(ip) for ip in ips]
+    allowed = set(allow_duplicates_on)
+    out: list[Violation] = []
+    held: dict[str, set[str]] = {ip: set() for ip in want}
+    # events come only on change: the observation lasts until now (or `until`)
+    end = time.monotonic() if until is None else until
+    history: dict[str, list[tuple[float, frozenset[str]]]] = {ip: [(0.0, frozenset())]
+                                                              for ip in want}
+    for e in tl.events(("addr.add", "addr.del"), source="netlink"):
+        ip = e.data["ip"]
+        if ip not in held or _node_label(e.data["ns"]) is None:
+            continue
+        (held[ip].add if e.kind == "addr.add" else held[ip].discard)(e.data["ns"])
+        history[ip].append((e.t, frozenset(held[ip])))
+        live = {h for h in held[ip] if _node_label(h) not in allowed}
+        if len(live) > 1 and e.kind == "addr.add":
+            out.append(Violation(f"{ip} held by {sorted(held[ip])} at once (split brain)", e.t))
+
+    def holders_at(ip: str, t: float) -> frozenset[str]:
+        cur = frozenset()
+        for tt, hs in history[ip]:
+            if tt > t:
+                break
+            cur = hs
+        return cur
+
+    pnns = sorted({n for ip in want for _, hs in history[ip] for h in hs
+                   if (n := _node_label(h)) is not None})
+    for pnn in pnns:
+        for start, stop in _unhealthy_spans(tl, pnn, end):
+            check_from = start + takeover_bound
+            for ip in want:
+                for tt, hs in history[ip]:
+                    if check_from <= tt < stop and f"n{pnn}" in hs:
+                        out.append(Violation(f"{ip} on node {pnn}, UNHEALTHY since "
+                                             f"{tt - start:.2f} s (bound {takeover_bound:.2f} s)",
+                                             tt))
+                        break
+                else:
+                    if check_from < stop and f"n{pnn}" in holders_at(ip, check_from):
+                        out.append(Violation(f"{ip} still on node {pnn} {takeover_bound:.2f} s "
+                                             "after it became UNHEALTHY", check_from))
+    for e in tl.events("probe.arp"):
+        ip = str(e.data.get("ip"))
+        if ip not in history:
+            continue
+        for n in e.data.get("nodes") or ():
+            if n is None:
+                continue
+            label = f"n{n}"
+            if all(label not in holders_at(ip, e.t + d) for d in (-arp_grace, 0.0, arp_grace)):
+                out.append(Violation(f"node {n} answered ARP for {ip} without holding it", e.t))
+    return out
+
+
+def assert_invariants(tl: Timeline, ips: Iterable[str], **kw: object) -> None:
+    found = find_violations(tl, ips, **kw)  # type: ignore[arg-type]
+    if found:
+        raise AssertionError("\n\n".join(v.render(tl) for v in found[:3]) +
+                             (f"\n... and {len(found) - 3} more" if len(found) > 3 else ""))
