@@ -148,7 +148,10 @@ def _node_label(label: str) -> int | None:
 
 
 def _unhealthy_spans(tl: Timeline, pnn: int, end: float) -> list[tuple[float, float]]:
-    """When node pnn was positively seen UNHEALTHY (first to last such poll).
+    """When node pnn, by its own account, was UNHEALTHY (first to last such poll).
+
+    Only the node's own view counts: CTDB shows a peer it lost as
+    DISCONNECTED|UNHEALTHY|INACTIVE, which says nothing about that peer's monitor.
 
     Polls lag the daemon by up to one period, so a span ends at the last poll
     that still showed UNHEALTHY, not at the first that showed OK: a node that
@@ -156,7 +159,7 @@ def _unhealthy_spans(tl: Timeline, pnn: int, end: float) -> list[tuple[float, fl
     """
     spans: list[tuple[float, float]] = []
     start = last = None
-    for e in tl.events("flags", node=pnn, source="status"):
+    for e in tl.events("flags", node=pnn, source="status", where=lambda e: e.data.get("by") == pnn):
         if "UNHEALTHY" in e.data.get("flags", ()):
             start = e.t if start is None else start
             last = e.t

@@ -8,6 +8,7 @@ harness.ctdbout, the one parser for both implementations).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import shutil
 import time
@@ -128,6 +129,21 @@ class Backend(ABC):
             if said.get(ip) != pnns[0]:
                 return f"`ip` says {ip} is on {said.get(ip)}, kernel says {pnns[0]}"
         return None
+
+    def agreed_leader(self, timeout: float = 10.0) -> int:
+        """The leader once every node names the same one (views can lag)."""
+        from harness import ctdbout
+        deadline = time.monotonic() + timeout
+        seen: set[int | None] = set()
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                # plain `status`: the -X form has no Leader line
+                seen = {ctdbout.parse_status(self.ctl(p, "status")).leader
+                        for p in range(len(self.cluster.nodes))}
+                if len(seen) == 1 and None not in seen:
+                    return seen.pop()  # type: ignore[return-value]
+            time.sleep(0.05)
+        raise NotConverged(f"{self.name}: nodes disagree on the leader: {seen}")
 
     def monitor_due(self, pnn: int) -> float | None:
         """Seconds until node pnn's next monitor run, if the implementation says."""

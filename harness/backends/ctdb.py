@@ -240,6 +240,7 @@ class CtdbBackend(Backend):
         old = self.daemons.get(pnn)
         if old is not None and old.running():
             raise RuntimeError(f"ctdbd on node {pnn} is already running (pid {old.pid})")
+        self._wait_previous_gone(pnn)
         self.write_config(pnn)
         self.pid_file(pnn).unlink(missing_ok=True)
         node = self.cluster.nodes[pnn]
@@ -261,6 +262,26 @@ class CtdbBackend(Backend):
                             f"{node.netns}")
         self.daemons[pnn] = Daemon(pid, self.cluster.state.record_process(pid, f"ctdbd node{pnn}"))
         self._wait_socket(pnn)
+
+    def _leftovers(self, pnn: int) -> list[int]:
+        """ctdb processes still in node pnn's namespace (a killed ctdbd's eventd
+        lingers until it notices its parent is gone)."""
+        out = []
+        for pid in netns.pids_in_netns([self.cluster.nodes[pnn].netns]):
+            with contextlib.suppress(OSError):
+                exe = os.readlink(f"/proc/{pid}/exe")
+                if exe == str(CTDBD) or exe.startswith("/usr/libexec/ctdb/"):
+                    out.append(pid)
+        return out
+
+    def _wait_previous_gone(self, pnn: int, timeout: float = 10.0) -> None:
+        """A new ctdbd cannot start its event daemon while the old one's runs."""
+        deadline = time.monotonic() + timeout
+        while (left := self._leftovers(pnn)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in left:  # ours by namespace; stopped by pid, after the grace
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _wait_socket(self, pnn: int) -> None:
         """Return once the CLI reaches the daemon (the pid file precedes the socket)."""

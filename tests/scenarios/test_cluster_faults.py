@@ -94,7 +94,7 @@ def test_private_network_partition_isolated_node(cluster, backend, faults, timel
     within the keepalive bound and take its IPs. The isolated node cannot
     know; what it does with its own IPs is implementation behaviour, so it is
     excused from the split-brain check (a real site needs fencing)."""
-    leader = backend.status(0).leader
+    leader = backend.agreed_leader()
     victim = next(p for p in (2, 1, 0) if p != leader)
     duplicates_allowed_on.add(victim)
     ips = owned(backend, victim)

@@ -13,8 +13,8 @@ from harness.wait import wait_until
 
 
 def pick_victim(backend) -> int:
-    """A node other than the leader (so no re-election is part of the timing)."""
-    leader = backend.status(0).leader
+    """A node other than the leader, so no re-election is part of the timing."""
+    leader = backend.agreed_leader()
     return next(p for p in (2, 1, 0) if p != leader)
 
 
