@@ -103,11 +103,9 @@ def parser() -> argparse.ArgumentParser:
 
 def _add_late_commands(sub: argparse._SubParsersAction) -> None:
     """Commands that live in their own modules (demo, stats)."""
-    try:
-        from harness import demo
-    except ImportError:
-        return
+    from harness import demo, stats
     demo.add_parser(sub)
+    stats.add_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
