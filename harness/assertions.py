@@ -110,6 +110,24 @@ def expect(tl: Timeline, kind: str, *, after: Event | float, within: tuple[float
     return ev
 
 
+def expect_moved(tl: Timeline, ips: Iterable[str], *, off: int, after: Event,
+                 within: float, ref: Event, takeover: float) -> list[Event]:
+    """Each IP is added on a node other than `off` within `within` s of `after`
+    (the fault), and at most `takeover` s after `ref` (the UNHEALTHY or
+    DISCONNECTED event). The add is awaited from the fault: status polls lag,
+    so a fast takeover can be seen before the flag that caused it."""
+    adds = []
+    for ip in ips:
+        add = expect(tl, "addr.add", after=after, within=(0, within), ip=ip,
+                     where=lambda e: e.data["ns"] != f"n{off}")
+        if add.t - ref.t > takeover:
+            raise AssertionError(
+                f"{ip} appeared elsewhere {add.t - ref.t:.3f} s after {ref.kind}, bound "
+                f"{takeover:.2f} s\n" + tl.window(add, before=takeover + 1, after=0.5, ref=ref))
+        adds.append(add)
+    return adds
+
+
 def expect_none(tl: Timeline, kind: str, *, after: Event | float, for_s: float,
                 node: object = ..., where: Callable[[Event], bool] | None = None,
                 **data: object) -> None:

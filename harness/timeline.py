@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import netns
+from harness import ctdbout, netns
 
 if TYPE_CHECKING:
     from harness.cluster import Cluster
@@ -741,39 +741,17 @@ class NetlinkListener(_Component):
 CtlFn = Callable[..., str]
 
 
-def parse_x_table(text: str) -> list[dict[str, str]]:
-    """Rows of CTDB's `-X` output (`|A|B|` header, then `|1|2|` rows) as dicts."""
-    rows = [line.strip()[1:-1].split("|") for line in text.splitlines()
-            if line.strip().startswith("|") and line.strip().endswith("|")]
-    if not rows:
-        return []
-    header, out = rows[0], []
-    for r in rows[1:]:
-        if len(r) != len(header):
-            break
-        out.append(dict(zip(header, r, strict=True)))
-    return out
-
-
-_NOT_FLAGS = {"Node", "IP", "ThisNode"}
-
-
 def status_flags(text: str) -> dict[int, tuple[str, ...]]:
-    """`-X status` -> {pnn: flags}, flag names uppercased, ("OK",) when none is set."""
-    out = {}
-    for row in parse_x_table(text):
-        flags = tuple(k.upper() for k, v in row.items() if k not in _NOT_FLAGS and v == "1")
-        out[int(row["Node"])] = flags or ("OK",)
-    return out
+    """`ctdb -X status` (either implementation) -> {pnn: flag names}, ("OK",) when none.
+
+    Parsed by harness.ctdbout, the one parser for both implementations' output.
+    """
+    return {n.pnn: tuple(n.flags_text.split("|")) for n in ctdbout.parse_status(text).nodes}
 
 
 def ip_holders(text: str) -> dict[str, int | None]:
-    """`-X ip` -> {ip: pnn or None when unassigned (-1)}."""
-    out: dict[str, int | None] = {}
-    for row in parse_x_table(text):
-        pnn = int(row["Node"])
-        out[row["Public IP"]] = None if pnn < 0 else pnn
-    return out
+    """`ctdb -X ip` -> {ip: pnn or None when unassigned (-1)}."""
+    return {str(ip): (None if p < 0 else p) for ip, p in ctdbout.parse_ip(text).items()}
 
 
 class StatusPoller(_Component):

@@ -343,7 +343,9 @@ class CtdbBackend(Backend):
         d = self.daemons.get(pnn)
         if d is None or not d.running():
             raise CtdbError(f"ctdbd on node {pnn} is not running")
-        return ["nsenter", "--target", str(d.pid), "--mount", "--net", "--",
+        # --root: the daemon's own root; in the test VM everything runs in a
+        # chroot, and entering a mount namespace alone would leave us outside it
+        return ["nsenter", "--target", str(d.pid), "--mount", "--net", "--root", "--",
                 str(CTDB), *args]
 
     def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = 10) -> str:

@@ -541,6 +541,7 @@ class Daemon:
                         log.error("cluster lock lost; giving up leadership")
                         self.drop_lock()
                         self.leader = None
+                await self.verify_local_ips()  # the leader's own links and IPs too
                 continue
             silent = now - self.leader_seen > LEADER_SILENCE
             if (self.leader is None or silent) and self.try_lock():

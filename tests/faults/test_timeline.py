@@ -19,7 +19,6 @@ from harness.timeline import (
     TimelineTimeout,
     address_holders,
     ip_holders,
-    parse_x_table,
     status_flags,
 )
 
@@ -117,7 +116,8 @@ def test_x_table_parsers():
     assert status_flags(st) == {0: ("OK",), 1: ("DISCONNECTED", "UNHEALTHY", "INACTIVE")}
     assert ip_holders("|Public IP|Node|\n|203.0.113.201|2|\n|203.0.113.202|-1|\n") == {
         "203.0.113.201": 2, "203.0.113.202": None}
-    assert parse_x_table("garbage\n") == []
+    with pytest.raises(ValueError):
+        status_flags("garbage\n")
 
 
 def test_address_holders_replays_addr_events():

@@ -5,7 +5,7 @@ import ipaddress
 
 import pytest
 
-from harness.assertions import expect, expect_none, has_flag, is_ok
+from harness.assertions import expect, expect_moved, expect_none, has_flag, is_ok
 from harness.topology import Interface, Network, PublicAddress, Topology
 from harness.wait import wait_until
 
@@ -104,11 +104,8 @@ def test_private_network_partition_isolated_node(cluster, backend, faults, timel
                   within=(0, bounds.keepalive), where=has_flag("DISCONNECTED"))
     assert timeline.events("flags", node=victim, since=fault.apply_event.t,
                            where=lambda e: e.data["by"] in others and "DISCONNECTED" in e["flags"])
-    for ip in ips:  # the add may be seen before the poll that shows DISCONNECTED
-        add = expect(timeline, "addr.add", after=fault.apply_event,
-                     within=(0, bounds.keepalive + bounds.takeover), ip=ip,
-                     where=lambda e: e.data["ns"] != f"n{victim}")
-        assert add.t - gone.t <= bounds.takeover
+    expect_moved(timeline, ips, off=victim, after=fault.apply_event, ref=gone,
+                 within=bounds.keepalive + bounds.takeover, takeover=bounds.takeover)
     fault.undo()
     wait_until(lambda: backend.converged() is None,
                bounds.keepalive + bounds.takeover + backend.convergence_timeout(),

@@ -31,8 +31,11 @@ def test_ip_left_on_unhealthy_node_is_caught(cluster, backend, faults, timeline,
     an IP is put on node 2 by hand."""
     ip = next(str(i) for i, p in backend.ips(0).items() if p != FAULTY)
     fault = faults.pull_cable(FAULTY, "eth1").apply()
+    # node 2's own view must say UNHEALTHY before it freezes (the invariant
+    # judges health by a node's own account)
     bad = expect(timeline, "flags", node=FAULTY, after=fault.apply_event,
-                 within=(0, bounds.detection()), where=has_flag("UNHEALTHY"))
+                 within=(0, bounds.detection()),
+                 where=lambda e: has_flag("UNHEALTHY")(e) and e.data["by"] == FAULTY)
     frozen = faults.hang_daemon(FAULTY).apply()
     cluster.nodes[FAULTY].run(["ip", "addr", "add", f"{ip}/24", "dev", "eth1"])
     expect(timeline, "addr.add", after=bad, within=(0, 2), ip=ip, ns=f"n{FAULTY}")
