@@ -47,7 +47,8 @@ test: deps
 	$(MAKE) --no-print-directory test-vm-auto
 
 test-host: deps
-	$(PY) -m pytest -n 2 -p no:cacheprovider -m "not vm_runner" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -p no:cacheprovider -m "not vm_runner" --artifacts artifacts/host \
+	  $(PYTEST_ARGS)
 
 demo: deps
 	$(PY) -m harness demo

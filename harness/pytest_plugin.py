@@ -46,6 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "backends(*names): restrict a test to these implementations",
         "breaks_invariants: the test breaks the cluster on purpose and checks invariants itself",
         "needs_bonding: needs a kernel with the bonding driver (elsewhere: `make test-vm`)",
+        "needs_full_kernel: uses kernel features this CI kernel lacks (netem); also run in "
+        "the VM by `make test-vm`",
         "slow: long-running test",
     ):
         config.addinivalue_line("markers", line)

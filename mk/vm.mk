@@ -3,7 +3,7 @@
 # kernel (apt-get download + dpkg -x into .cache/vm/, never installed) and
 # runs the host's own userland read-only over 9p; see harness/vm/runner.py.
 #
-#   make test-vm                      bond-marked tests (-m needs_bonding) in the VM
+#   make test-vm                      bond and netem tests (needs_bonding, needs_full_kernel) in the VM
 #   make test-vm VM_PYTEST_ARGS='-k x' extra pytest arguments for the guest
 #   make test-vm-runner               tests of the VM runner itself (boot VMs on the host)
 #   make test-vm-auto                 test-vm only if `probe-bonding` says this kernel can't bond

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-PYTEST_ARGS = ["-m", "needs_bonding", "-p", "no:cacheprovider"]
+PYTEST_ARGS = ["-m", "needs_bonding or needs_full_kernel", "-p", "no:cacheprovider"]
 
 
 def _vm_options(p: argparse.ArgumentParser) -> None:
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.vm", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="action", required=True)
     _vm_options(sub.add_parser("run", help="run a command in the VM"))
-    _vm_options(sub.add_parser("pytest", help="run the needs_bonding tests in the VM"))
+    _vm_options(sub.add_parser(
+        "pytest", help="run the needs_bonding and needs_full_kernel tests in the VM"))
     sub.add_parser("probe-bonding", help="exit 0 if this kernel can create a bond, else 1")
     sub.add_parser("prepare", help="fetch the kernel and build the initramfs (cached)")
     a = ap.parse_args(argv)

@@ -193,9 +193,11 @@ def test_packet_loss_at_a_rate(cluster, timeline):
     assert ping_received(client, ip, 10) == 10
 
 
+@pytest.mark.needs_full_kernel
 def test_netem_where_the_kernel_has_it(cluster, timeline):
     if not netem_available(cluster):
-        pytest.skip("this kernel has no sch_netem; PacketLoss (nftables) covers loss here")
+        pytest.skip("this kernel has no sch_netem (PacketLoss via nftables covers loss here); "
+                    "run it in the VM with `make test-vm`")
     ip = cluster.nodes[1].address("public").ip
     with Netem(cluster, 1, PUBLIC_PLAIN, delay_ms=50, timeline=timeline):
         t0 = time.monotonic()
