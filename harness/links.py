@@ -6,7 +6,7 @@ means in the kernel is written down in one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from harness.netns import NsRoute
@@ -58,7 +58,6 @@ class BondDevice:
     name: str
     spec: Bond
     alias: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def attrs(self) -> dict[str, Any]:
         return {
@@ -66,7 +65,6 @@ class BondDevice:
             "bond_miimon": self.spec.miimon,
             "bond_updelay": self.spec.updelay,
             "bond_downdelay": self.spec.downdelay,
-            **self.extra,
         }
 
     def create(self, ipr: NsRoute) -> int:
