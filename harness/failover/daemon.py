@@ -76,6 +76,7 @@ class Peer:
     writer: asyncio.StreamWriter | None = None
     rx: int = 0
     missed: int = 0
+    last_rx: float = 0.0  # monotonic time anything last arrived from this peer
     tasks: list[asyncio.Task] = field(default_factory=list)
 
 
@@ -201,6 +202,7 @@ class Daemon:
             if hello["type"] != "hello" or hello["pnn"] not in self.peers:
                 raise wire.BadMessage(f"expected hello from a known node, got {hello}")
             src = hello["pnn"]
+            self.peers[src].last_rx = time.monotonic()
             await self.read_loop(src, reader)
         except wire.BadMessage as e:
             log.warning("dropping connection from %s: bad message: %s", peername, e)
@@ -217,12 +219,20 @@ class Daemon:
         while True:
             msg = await wire.read_message(reader, self.key)
             peer.rx += 1
+            peer.last_rx = time.monotonic()
             await self.handle(src, msg)
 
     async def connect_loop(self, peer: Peer) -> None:
-        """Keep an outgoing connection to peer; it is CONNECTED while that is up."""
+        """Keep an outgoing connection to peer; it is CONNECTED while that is up
+        and the peer has spoken since we connected.
+
+        The second condition matters for a hung (SIGSTOPped) peer: its kernel
+        still completes our TCP handshake, which alone would flip it back to
+        connected a moment after the keepalive timeout declared it gone.
+        """
         while not self.stopping.is_set():
             if not peer.connected:
+                t_connect = time.monotonic()
                 try:
                     reader, writer = await asyncio.wait_for(
                         asyncio.open_connection(peer.address, PORT), 2)
@@ -230,6 +240,9 @@ class Daemon:
                     await writer.drain()
                 except (OSError, TimeoutError):
                     await asyncio.sleep(0.5)
+                    continue
+                if not await self.heard_since(peer, t_connect):
+                    writer.close()
                     continue
                 peer.writer, peer.connected, peer.missed = writer, True, 0
                 log.log(NOTICE, "connected to node %d", peer.pnn)
@@ -239,6 +252,15 @@ class Daemon:
                     await self.send(peer.pnn, self.leader_msg())
                     self.takeover_needed.set()
             await asyncio.sleep(0.2)
+
+    async def heard_since(self, peer: Peer, t: float) -> bool:
+        """Wait (up to the keepalive bound) for anything from peer after time t."""
+        deadline = t + self.tun["KeepaliveInterval"] * self.tun["KeepaliveLimit"]
+        while peer.last_rx <= t and time.monotonic() < deadline:
+            if self.stopping.is_set():
+                return False
+            await asyncio.sleep(0.05)
+        return peer.last_rx > t
 
     async def watch_eof(self, peer: Peer, reader: asyncio.StreamReader) -> None:
         """The peer never writes on our outgoing connection: any EOF means it died."""
