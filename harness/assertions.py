@@ -184,8 +184,12 @@ def _unhealthy_spans(tl: Timeline, pnn: int, end: float) -> list[tuple[float, fl
         elif start is not None and last is not None:
             spans.append((start, last))
             start = last = None
-    if start is not None:
-        spans.append((start, end))
+    if start is not None and last is not None:
+        # still open when recording stopped: up to the end, unless another
+        # node's poll already saw it recovered (its own poll had not come yet)
+        recovered = tl.events("flags", node=pnn, source="status", since=last,
+                              where=lambda e: "UNHEALTHY" not in e.data.get("flags", ()))
+        spans.append((start, last if recovered else end))
     return spans
 
 
