@@ -298,7 +298,10 @@ class CtdbBackend(Backend):
         @retry(stop=stop_after_delay(LAUNCH_TIMEOUT), wait=wait_fixed(0.01), reraise=True,
                retry=retry_if_exception_type((OSError, ValueError)))
         def read() -> int:
-            pid = int(self.pid_file(pnn).read_text().split()[0])
+            words = self.pid_file(pnn).read_text().split()
+            if not words:  # created, not yet written
+                raise ValueError("empty pid file")
+            pid = int(words[0])
             if not runs.alive(pid, None):
                 raise ValueError(f"pid {pid} is gone")
             return pid
