@@ -85,7 +85,8 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
 mount -t tmpfs -o mode=755 tmpfs $R/run || fail "mount /run"
-mount -t tmpfs -o mode=1777 tmpfs $R/tmp || fail "mount /tmp"
+# no tmpfs on /tmp: the overlay is writable already, and the checkout under
+# test may itself live in /tmp (a fresh CI clone), which a tmpfs would hide
 mkdir -p $R/run/lock $R/run/netns $R/run/fth-job
 mount --bind /job $R/run/fth-job
 if [ -d "$R$FTH_MODSRC" ]; then
