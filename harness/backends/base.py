@@ -154,8 +154,10 @@ class Backend(ABC):
         return float(max(5, self.tunable("MonitorInterval")))
 
     def convergence_timeout(self) -> float:
-        """How long start-up may take: first monitor, one gap, takeover, plus slack."""
-        return 2 + 5 + self.tunable("TakeoverTimeout") + 10
+        """How long start-up may take: first monitor, one gap, takeover, plus slack
+        (times the emulation scale inside the test VM)."""
+        from harness.assertions import time_scale
+        return (2 + 5 + self.tunable("TakeoverTimeout") + 10) * time_scale()
 
     def wait_converged(self, timeout: float, settle: float | None = None) -> float:
         """Wait until converged and the layout stays the same for `settle` seconds.

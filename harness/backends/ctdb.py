@@ -263,6 +263,15 @@ class CtdbBackend(Backend):
         self.daemons[pnn] = Daemon(pid, self.cluster.state.record_process(pid, f"ctdbd node{pnn}"))
         self._wait_socket(pnn)
 
+    def convergence_timeout(self) -> float:
+        """ctdbd's start-up: leader election (5 s broadcast timeout + ElectionTimeout),
+        the startup event waiting RerecoveryTimeout + 3 s after the last recovery,
+        the first monitor runs, a takeover run; plus slack, times the VM's scale."""
+        from harness.assertions import time_scale
+        t = self.tunable
+        return (5 + t("ElectionTimeout") + t("RerecoveryTimeout") + 3 + 2 + 5
+                + t("MonitorInterval") + t("TakeoverTimeout") + 10) * time_scale()
+
     def _leftovers(self, pnn: int) -> list[int]:
         """ctdb processes still in node pnn's namespace (a killed ctdbd's eventd
         lingers until it notices its parent is gone)."""
