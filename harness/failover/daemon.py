@@ -182,9 +182,6 @@ class Daemon:
         finally:
             self.pending.pop(rid, None)
 
-    async def reply(self, to: int, msg: dict[str, Any]) -> None:
-        await self.send(to, msg)
-
     # -- the TCP mesh --------------------------------------------------------------
     async def serve_peers(self) -> None:
         server = await asyncio.start_server(
@@ -332,17 +329,17 @@ class Daemon:
                 log.info("takeover run requested by node %d: %s", msg["pnn"], msg["reason"])
                 self.takeover_needed.set()
         elif kind == "get_ips":
-            await self.reply(src, await self.ips_msg(msg["id"]))
+            await self.send(src, await self.ips_msg(msg["id"]))
         elif kind == "release_ip":
             ok = await self.release_ip(IPv4(msg["ip"]))
-            await self.reply(src, {"type": "done", "id": msg["id"], "ok": ok})
+            await self.send(src, {"type": "done", "id": msg["id"], "ok": ok})
         elif kind == "take_ip":
             ok = await self.take_ip(IPv4(msg["ip"]))
-            await self.reply(src, {"type": "done", "id": msg["id"], "ok": ok})
+            await self.send(src, {"type": "done", "id": msg["id"], "ok": ok})
         elif kind == "ipreallocated":
             self.assignment = {IPv4(k): int(v) for k, v in msg["assignment"].items()}
             await self.run_event("ipreallocated", [])
-            await self.reply(src, {"type": "done", "id": msg["id"], "ok": True})
+            await self.send(src, {"type": "done", "id": msg["id"], "ok": True})
         elif kind in ("ips", "done"):
             fut = self.pending.get(msg["id"])
             if fut is not None and not fut.done():

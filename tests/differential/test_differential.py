@@ -133,4 +133,7 @@ def test_ctdb_and_native_agree_on_20_steps():
     # both reached the expected flags after every step (run_sequence waits for
     # exactly them), so the flag transitions of the two are the same sequence
     assert not problems, "\n".join(problems)
-    assert len(results["ctdb"]) == len(STEPS) == 20
+    # the comparison is not vacuous: most steps really moved IPs
+    for name, res in results.items():
+        moved = sum(1 for (_, a, _), (_, b, _) in zip(res, res[1:], strict=False) if a != b)
+        assert moved >= 15, f"{name}: only {moved} of {len(res) - 1} steps moved an IP"
