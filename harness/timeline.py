@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import ctdbout, netns
+from harness import netns
+from harness.ctdb import output as ctdbout
 
 if TYPE_CHECKING:
     from harness.cluster import Cluster
@@ -744,7 +745,7 @@ CtlFn = Callable[..., str]
 def status_flags(text: str) -> dict[int, tuple[str, ...]]:
     """`ctdb -X status` (either implementation) -> {pnn: flag names}, ("OK",) when none.
 
-    Parsed by harness.ctdbout, the one parser for both implementations' output.
+    Parsed by harness.ctdb.output, the one parser for both implementations' output.
     """
     return {n.pnn: tuple(n.flags_text.split("|")) for n in ctdbout.parse_status(text).nodes}
 

@@ -3,7 +3,7 @@
 Scenario tests are written against `Backend` only, so the native
 implementation and Samba's ctdbd run the same tests. A backend runs one
 daemon per node namespace and exposes CTDB's CLI (`-X` forms parsed by
-harness.ctdbout, the one parser for both implementations).
+harness.ctdb.output, the one parser for both implementations).
 """
 
 from __future__ import annotations
@@ -68,11 +68,11 @@ class Backend(ABC):
         """Run the CTDB-style CLI on node `pnn` and return its stdout."""
 
     def status(self, pnn: int = 0):  # -> ctdbout.ClusterStatus
-        from harness import ctdbout
+        from harness.ctdb import output as ctdbout
         return ctdbout.parse_status(self.ctl(pnn, "-X", "status"))
 
     def ips(self, pnn: int = 0) -> dict[ipaddress.IPv4Address, int]:
-        from harness import ctdbout
+        from harness.ctdb import output as ctdbout
         return {ipaddress.ip_address(k): v
                 for k, v in ctdbout.parse_ip(self.ctl(pnn, "-X", "ip")).items()}
 
@@ -92,7 +92,7 @@ class Backend(ABC):
 
     def tunable(self, name: str) -> int:
         """Value in force (the test's setting, else CTDB's 4.17 default)."""
-        from harness.failover.tunables import DEFAULTS
+        from harness.ctdb.tunables import DEFAULTS
         return self.tunables.get(name, DEFAULTS[name])
 
     def collect(self, dest: Path) -> None:
@@ -132,7 +132,7 @@ class Backend(ABC):
 
     def agreed_leader(self, timeout: float = 10.0) -> int:
         """The leader once every node names the same one (views can lag)."""
-        from harness import ctdbout
+        from harness.ctdb import output as ctdbout
         deadline = time.monotonic() + timeout
         seen: set[int | None] = set()
         while time.monotonic() < deadline:

@@ -46,7 +46,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 from harness import netns, runs
 from harness.backends.base import Backend
 from harness.cluster import Cluster
-from harness.failover import tunables as tunable_table
+from harness.ctdb import tunables as tunable_table
 
 CTDBD = Path("/usr/sbin/ctdbd")
 CTDB = Path("/usr/bin/ctdb")

@@ -1,5 +1,5 @@
 """The daemon's control socket: CTDB's CLI commands, answered in CTDB 4.17's
-exact output (via harness.ctdbout), so one parser reads both implementations.
+exact output (via harness.ctdb.output), so one parser reads both implementations.
 
 Protocol: the client writes one JSON line {"argv": [...]}, the daemon answers
 {"rc": N, "out": "...", "err": "..."} and closes. The socket is mode 0600.
@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import ctdbout
-from harness.failover.flags import NodeFlags
-from harness.failover.tunables import TunableError
+from harness.ctdb import output as ctdbout
+from harness.ctdb.flags import NodeFlags
+from harness.ctdb.tunables import TunableError
 
 if TYPE_CHECKING:
     from harness.failover.daemon import Daemon

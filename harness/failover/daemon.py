@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.ctdb.config import ConfigError, NodeConfig, load_node_config
+from harness.ctdb.flags import NodeFlags
 from harness.failover import wire
-from harness.failover.config import ConfigError, NodeConfig, load_node_config
 from harness.failover.eventscripts import EventStatus, run_event
-from harness.failover.flags import NodeFlags
 from harness.failover.ifcheck import IfaceCheck, check_interfaces
 from harness.failover.ipalloc import Algorithm, AllocRequest, NodeAlloc, allocate
 from harness.failover.netops import KernelOps, LinkWatcher, refuse_host_namespace, send_garp

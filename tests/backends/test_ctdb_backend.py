@@ -28,9 +28,10 @@ from typing import TypeVar
 import pytest
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from harness import ctdbout, netns, runs
+from harness import netns, runs
 from harness.backends.ctdb import CtdbBackend
 from harness.cluster import Cluster
+from harness.ctdb import output as ctdbout
 from harness.pytest_plugin import artifacts_dir
 
 pytestmark = [

@@ -21,7 +21,7 @@ import pytest
 from harness import runs
 from harness.backends import registry
 from harness.cluster import Cluster
-from harness.failover.flags import NodeFlags
+from harness.ctdb.flags import NodeFlags
 from harness.failover.ipalloc import AllocRequest, NodeAlloc, allocate
 from harness.topology import PublicAddress, default_topology
 from harness.wait import wait_until

@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from harness.failover.config import (
+from harness.ctdb.config import (
     DELETED_ADDRESS,
     ConfigError,
     NodeEntry,
@@ -23,7 +23,7 @@ from harness.failover.config import (
     write_script_options,
     write_tunables,
 )
-from harness.failover.tunables import DEFAULTS, TunableError, Tunables
+from harness.ctdb.tunables import DEFAULTS, TunableError, Tunables
 
 ip = ipaddress.ip_address
 
@@ -248,7 +248,7 @@ def test_tunables_file_error_text():
     with pytest.raises(ConfigError) as e:
         parse_tunables("MonitorInterval=5\nMonitorIntervall=5\n", source="etc/ctdb.tunables")
     assert str(e.value) == ("etc/ctdb.tunables:2: unknown tunable 'MonitorIntervall'; "
-                            "`ctdb listvars` (harness.failover.tunables.NAMES) lists the "
+                            "`ctdb listvars` (harness.ctdb.tunables.NAMES) lists the "
                             "valid names")
 
 

@@ -9,9 +9,9 @@ import socket
 
 import pytest
 
-from harness import ctdbout as co
-from harness.ctdbout import ClusterStatus, IfaceInfo, NodeStatus, OutputError
-from harness.failover.flags import STATUS_ORDER, NodeFlags
+from harness.ctdb import output as co
+from harness.ctdb.flags import STATUS_ORDER, NodeFlags
+from harness.ctdb.output import ClusterStatus, IfaceInfo, NodeStatus, OutputError
 
 ip = ipaddress.ip_address
 F = NodeFlags

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.failover import tunables as t
-from harness.failover.tunables import DEFAULTS, NAMES, TunableError, Tunables
+from harness.ctdb import tunables as t
+from harness.ctdb.tunables import DEFAULTS, NAMES, TunableError, Tunables
 
 # `ctdb listvars` of Debian's ctdbd 4.17.12 (3 daemons in CTDB_TEST_MODE on this
 # kind of machine, default configuration), byte for byte.

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.failover.tunables import (
+from harness.ctdb.tunables import (
     UINT32_MAX,
     TunableError,
     Tunables,
@@ -333,7 +333,7 @@ def parse_tunables(text: str, tunables: Tunables | None = None,
         t = find(name)
         if t is None:
             raise ConfigError(source, lineno, f"unknown tunable {name!r}",
-                              "`ctdb listvars` (harness.failover.tunables.NAMES) lists the "
+                              "`ctdb listvars` (harness.ctdb.tunables.NAMES) lists the "
                               "valid names")
         if t.obsolete:
             raise ConfigError(source, lineno,

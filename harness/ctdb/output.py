@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from harness.failover.flags import STATUS_ORDER, NodeFlags
+from harness.ctdb.flags import STATUS_ORDER, NodeFlags
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -123,7 +123,7 @@ def lookup(name: str) -> Tunable:
         return _BY_LOWER[name.lower()]
     except KeyError:
         raise TunableError(
-            f"No such tunable {name}; `ctdb listvars` (or harness.failover.tunables.NAMES) "
+            f"No such tunable {name}; `ctdb listvars` (or harness.ctdb.tunables.NAMES) "
             "lists the valid names") from None
 
 
