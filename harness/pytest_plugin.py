@@ -2,8 +2,8 @@
 leak audit and the host-integrity check. Registered through the `pytest11`
 entry point; a user's conftest needs nothing.
 
-    def test_pulled_cable(cluster):
-        cluster.nodes[1].cable("eth1").pull()
+    def test_pulled_cable(backend, faults, timeline, recorder):
+        fault = faults.pull_cable(1, "eth1").apply()
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import backends, builder, hostcheck, runs
+from harness import backends, builder, hostcheck, lab, runs
 from harness.backends.base import Backend
 from harness.cluster import Cluster
+from harness.faults import Faults
+from harness.timeline import Recorder, Timeline
 from harness.topology import Topology, TopologyError, default_topology
 
 VM_HINT = "the kernel has no bonding driver; run the bond tests in a VM with `make test-vm`"
@@ -148,23 +150,16 @@ def topology(request: pytest.FixtureRequest) -> Topology:
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, topology: Topology) -> Iterator[Cluster]:
-    """A freshly built cluster, removed afterwards whatever happens; leaks fail the test."""
+    """A freshly built cluster (harness.lab.built_cluster), removed afterwards
+    whatever happens; a leak fails the test. Scope: function; depends on
+    `topology` and @pytest.mark.cluster."""
     top = apply_marker(topology, request.node.get_closest_marker("cluster"))
-    state = runs.RunState(runs.new_run_id()).claim()
-    c = Cluster.create(top, state)
+    keep = request.config.getoption("--keep-on-failure")
     try:
-        yield c
-    finally:
-        if test_failed(request) and request.config.getoption("--keep-on-failure"):
-            c.stop_processes()
-            state.mark_kept()
-            print("\n" + c.how_to_enter())
-        else:
-            c.destroy()
-            leftovers = c.leftovers()
-            state.remove()
-            if leftovers:
-                pytest.fail(f"leak audit: run {state.run_id} left {leftovers}", pytrace=False)
+        with lab.built_cluster(top, keep=lambda: keep and test_failed(request)) as c:
+            yield c
+    except lab.LeakError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 # -- failover implementations ------------------------------------------------
@@ -206,44 +201,37 @@ def _marker_kwargs(request: pytest.FixtureRequest, name: str) -> dict:
 @pytest.fixture
 def backend(request: pytest.FixtureRequest, cluster: Cluster, backend_name: str,
             default_tunables: dict[str, int]) -> Iterator[Backend]:
-    """The chosen implementation running on `cluster`, converged (all OK, IPs placed).
-
-    Tunables come from @pytest.mark.tunables (default MonitorInterval=3),
-    script options from @pytest.mark.script_options.
-    """
-    cls = backends.registry()[backend_name]
-    why = cls.unavailable()
-    if why:
-        pytest.skip(f"{backend_name} backend: {why}")
+    """The chosen implementation running on `cluster`, converged (all OK, IPs
+    placed), via harness.lab.started_backend. Scope: function; depends on
+    `cluster`, `backend_name` (parametrized by --backend) and
+    `default_tunables`. Tunables come from @pytest.mark.tunables (default
+    MonitorInterval=3), script options from @pytest.mark.script_options;
+    on failure the daemons' logs go under --artifacts."""
     tunables = {**default_tunables, **_marker_kwargs(request, "tunables")}
     options = {k: str(v) for k, v in _marker_kwargs(request, "script_options").items()}
-    kw = {}
-    if request.node.get_closest_marker("event_mode"):
-        if backend_name != "native":
-            pytest.skip(f"{backend_name}: CTDB has no event-driven monitor; this test is about "
-                        "the native implementation's --event-mode")
-        kw["event_mode"] = True
-    impl = cls(cluster, tunables, options, **kw)
+    event_mode = request.node.get_closest_marker("event_mode") is not None
+    if event_mode and backend_name != "native":
+        pytest.skip(f"{backend_name}: CTDB has no event-driven monitor; this test is about "
+                    "the native implementation's --event-mode")
     try:
-        impl.start()
-        impl.wait_converged(timeout=impl.convergence_timeout())
-        yield impl
-    finally:
-        impl.stop()
-        out = artifacts_dir(request)
-        if out is not None and test_failed(request):
-            impl.collect(out)
+        with lab.started_backend(cluster, backend_name, tunables, options,
+                                 event_mode=event_mode) as impl:
+            yield impl
+    except lab.BackendUnavailable as e:
+        pytest.skip(str(e))
+    out = artifacts_dir(request)
+    if out is not None and test_failed(request):
+        impl.collect(out)
 
 
 # -- timeline, recorder, faults ------------------------------------------------
 
 
 @pytest.fixture
-def timeline(request: pytest.FixtureRequest) -> Iterator:
-    """One timeline per test (CLOCK_MONOTONIC). On failure it is saved under
-    --artifacts (JSON Lines + table) and its table is added to the report."""
-    from harness.timeline import Timeline
-
+def timeline(request: pytest.FixtureRequest) -> Iterator[Timeline]:
+    """One timeline per test (CLOCK_MONOTONIC). Scope: function; no
+    dependencies. On failure it is saved under --artifacts (JSON Lines +
+    table) and its table is added to the report."""
     tl = Timeline(request.node.name)
     yield tl
     if test_failed(request):
@@ -255,27 +243,28 @@ def timeline(request: pytest.FixtureRequest) -> Iterator:
 
 
 @pytest.fixture
-def recorder(cluster: Cluster, timeline, backend: Backend) -> Iterator:
+def recorder(cluster: Cluster, timeline: Timeline, backend: Backend) -> Iterator[Recorder]:
     """Netlink listeners in every namespace, a status poller of every node
-    (100 ms), the daemons' logs and a client prober of every public IP."""
-    from harness.timeline import Recorder
-
-    rec = Recorder(cluster, timeline, backend, poll_interval=0.1, probe=True)
-    rec.start()
-    try:
+    (100 ms), the daemons' logs and a client prober of every public IP
+    (harness.lab.recording). Scope: function; depends on `cluster`,
+    `timeline` and `backend`."""
+    with lab.recording(cluster, timeline, backend, poll_interval=0.1, probe=True) as rec:
         yield rec
-    finally:
-        rec.stop()
 
 
 @pytest.fixture
-def faults(cluster: Cluster, timeline, backend: Backend) -> Iterator:
-    """Fault factory bound to this test's cluster, timeline and backend;
-    whatever is still applied at the end is undone."""
-    from harness.faults import Faults
-
-    f = Faults(cluster, timeline, backend)
-    try:
+def faults(cluster: Cluster, timeline: Timeline, backend: Backend) -> Iterator[Faults]:
+    """The fault catalogue bound to this test's cluster, timeline and backend
+    (harness.lab.fault_catalogue): whatever is still applied at the end is
+    undone, and an undo that fails fails the test. Scope: function; depends
+    on `cluster`, `timeline` and `backend`."""
+    with lab.fault_catalogue(cluster, timeline, backend) as f:
         yield f
-    finally:
-        f.undo_all()
+
+
+@pytest.fixture(name="lab")
+def lab_fixture(cluster: Cluster, backend: Backend, timeline: Timeline, recorder: Recorder,
+         faults: Faults) -> lab.Lab:
+    """All of the above as one harness.lab.Lab (what `running_cluster` yields),
+    for code shared with the CLI such as harness.seed.run_seed."""
+    return lab.Lab(cluster, backend, timeline, faults, recorder, backend.ready_at or 0.0)

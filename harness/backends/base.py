@@ -28,6 +28,7 @@ class Backend(ABC):
     """One failover implementation running on a built Cluster."""
 
     name: ClassVar[str]
+    ready_at: float | None = None  # monotonic time wait_converged() first saw the final layout
 
     def __init__(self, cluster: Cluster, tunables: Mapping[str, int] | None = None,
                  options: Mapping[str, str] | None = None) -> None:
@@ -180,6 +181,7 @@ class Backend(ABC):
                 if first is None or first[1] != layout:
                     first = (time.monotonic(), layout)
                 if time.monotonic() - first[0] >= settle:
+                    self.ready_at = first[0]
                     return first[0]
             else:
                 first = None

@@ -18,11 +18,11 @@ import time
 
 import pytest
 
-from harness import runs
 from harness.backends import registry
-from harness.cluster import Cluster
 from harness.ctdb.flags import NodeFlags
 from harness.failover.ipalloc import AllocRequest, NodeAlloc, allocate
+from harness.faults import Fault
+from harness.lab import running_cluster
 from harness.topology import PublicAddress, default_topology
 from harness.wait import wait_until
 
@@ -91,30 +91,26 @@ def settled_layout(backend, settle: float = 2.0, timeout: float = 30.0) -> dict:
 
 def run_sequence(name: str) -> list[tuple[dict[int, str], dict, dict]]:
     """(flags, observed layout, predicted layout) after each step."""
-    state = runs.RunState(runs.new_run_id()).claim()
     out = []
-    with Cluster.create(TOPOLOGY, state) as cluster:
-        backend = registry()[name](cluster, TUNABLES)
-        try:
-            backend.start()
-            backend.wait_converged(backend.convergence_timeout(), settle=2.0)
-            prev = settled_layout(backend)
-            done: list[tuple[str, int]] = []
-            for action, p in STEPS:
-                if action in ("disable", "enable"):
-                    backend.ctl(p, action)
-                else:
-                    cluster.nodes[p].cable("eth1").set(action == "plug")
-                done.append((action, p))
-                want = expected_flags(done)
-                wait_until(lambda want=want: observed_flags(backend) == want,
-                           5 + 5 + 3, f"{name}: flags after {action} {p}")
-                layout = settled_layout(backend)
-                out.append((want, layout, predict(prev, want)))
-                prev = layout
-        finally:
-            backend.stop()
-    state.remove()
+    with running_cluster(TOPOLOGY, name, TUNABLES, record=False, settle=2.0) as lab:
+        backend = lab.backend
+        prev = settled_layout(backend)
+        done: list[tuple[str, int]] = []
+        pulled: dict[int, Fault] = {}
+        for action, p in STEPS:
+            if action in ("disable", "enable"):
+                backend.ctl(p, action)
+            elif action == "pull":
+                pulled[p] = lab.faults.pull_cable(p, "eth1").apply()
+            else:
+                pulled.pop(p).undo()
+            done.append((action, p))
+            want = expected_flags(done)
+            wait_until(lambda want=want: observed_flags(backend) == want,
+                       5 + 5 + 3, f"{name}: flags after {action} {p}")
+            layout = settled_layout(backend)
+            out.append((want, layout, predict(prev, want)))
+            prev = layout
     return out
 
 

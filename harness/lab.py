@@ -1,0 +1,212 @@
+"""One context that owns a running cluster, from claiming the run to removing it.
+
+Every user of a cluster - the pytest fixtures, `harness demo`, `harness
+stats`, the differential test and the lab commands - goes through these
+context managers, so setup and teardown are written once:
+
+    with running_cluster(default_topology(), "native", {"MonitorInterval": 3}) as lab:
+        fault = lab.faults.public_link(2).apply()
+        ...
+
+Each layer is its own context manager (one resource each, as pytest
+fixtures want them) and `running_cluster` stacks them on one ExitStack:
+
+    built_cluster     claim a run id, build namespaces/links; destroy, leak audit
+    started_backend   start the implementation, wait for convergence; stop it
+    recording         netlink/status/log recorders and the client prober
+    fault_catalogue   faults bound to the cluster; undo what is still applied
+
+Teardown runs in every case, KeyboardInterrupt included; a second Ctrl-C
+while it runs is held back until it has finished (in the main thread), so an
+impatient user cannot leave namespaces and daemons behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from harness import runs
+from harness.backends import registry
+from harness.backends.base import Backend
+from harness.cluster import Cluster
+from harness.faults import FaultError, Faults
+from harness.timeline import Recorder, Timeline
+from harness.topology import Topology
+
+
+class LeakError(RuntimeError):
+    """Teardown left something of the run behind (namespaces, processes, mounts)."""
+
+
+class BackendUnavailable(RuntimeError):
+    """The implementation cannot run on this machine; the message says how to fix it."""
+
+
+@dataclass
+class Lab:
+    """A running cluster and everything bound to it."""
+
+    cluster: Cluster
+    backend: Backend
+    timeline: Timeline
+    faults: Faults
+    recorder: Recorder | None = None
+    ready_at: float = 0.0  # monotonic time the cluster was first seen converged
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT back while the block runs (main thread only); re-raise after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    old = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if pending:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def built_cluster(topology: Topology, *, keep: Callable[[], bool] = lambda: False
+                  ) -> Iterator[Cluster]:
+    """A freshly built cluster under a new run id, removed afterwards.
+
+    `keep()` is asked at the end: if true the namespaces stay (processes are
+    stopped, the run is marked kept so the reaper leaves it) and how to enter
+    them is printed. Otherwise everything is removed and a leftover raises
+    LeakError.
+    """
+    state = runs.RunState(runs.new_run_id()).claim()
+    cluster = Cluster.create(topology, state)
+    try:
+        yield cluster
+    finally:
+        with deferred_interrupts():
+            if keep():
+                cluster.stop_processes()
+                state.mark_kept()
+                print("\n" + cluster.how_to_enter())
+            else:
+                cluster.destroy()
+                leftovers = cluster.leftovers()
+                state.remove()
+                if leftovers:
+                    raise LeakError(f"leak audit: run {state.run_id} left {leftovers}")
+
+
+def backend_class(backend: str | type[Backend]) -> type[Backend]:
+    """A backend class by name (native, ctdb) or as given."""
+    if isinstance(backend, str):
+        try:
+            return registry()[backend]
+        except KeyError:
+            raise ValueError(f"unknown implementation {backend!r}; use one of "
+                             f"{', '.join(registry())}") from None
+    return backend
+
+
+@contextlib.contextmanager
+def started_backend(cluster: Cluster, backend: str | type[Backend],
+                    tunables: Mapping[str, int] | None = None,
+                    options: Mapping[str, str] | None = None, *, event_mode: bool = False,
+                    settle: float | None = None) -> Iterator[Backend]:
+    """The implementation running on `cluster` and converged (all OK, every IP
+    held once); stopped afterwards. Raises BackendUnavailable if it cannot run
+    here, ValueError for an event mode it does not have."""
+    cls = backend_class(backend)
+    why = cls.unavailable()
+    if why:
+        raise BackendUnavailable(f"{cls.name} backend: {why}")
+    kw: dict[str, Any] = {}
+    if event_mode:
+        if cls.name != "native":
+            raise ValueError(f"{cls.name}: CTDB has no event-driven monitor; --event-mode is "
+                             "the native implementation's")
+        kw["event_mode"] = True
+    impl = cls(cluster, tunables, options, **kw)
+    try:
+        impl.start()
+        impl.wait_converged(impl.convergence_timeout(), settle=settle)
+        yield impl
+    finally:
+        with deferred_interrupts():
+            impl.stop()
+
+
+@contextlib.contextmanager
+def recording(cluster: Cluster, timeline: Timeline, backend: Backend | None,
+              **recorder_kw: Any) -> Iterator[Recorder]:
+    """Every recorder of the cluster writing to `timeline`, stopped afterwards.
+    Keywords go to Recorder (poll_interval, probe, probe_period, ...)."""
+    rec = Recorder(cluster, timeline, backend, **recorder_kw)
+    rec.start()
+    try:
+        yield rec
+    finally:
+        rec.stop()
+
+
+@contextlib.contextmanager
+def fault_catalogue(cluster: Cluster, timeline: Timeline | None,
+                    backend: Backend | None) -> Iterator[Faults]:
+    """The fault catalogue bound to the cluster; at the end whatever is still
+    applied is undone, and an undo that failed raises FaultError (a fault
+    left in place would silently change what the next check sees)."""
+    faults = Faults(cluster, timeline, backend)
+    failed = False
+    try:
+        yield faults
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        with deferred_interrupts():
+            errors = faults.undo_all()
+        if errors and not failed:
+            raise FaultError("could not undo: " + "; ".join(errors))
+
+
+@contextlib.contextmanager
+def running_cluster(topology: Topology, backend: str | type[Backend],
+                    tunables: Mapping[str, int] | None = None,
+                    options: Mapping[str, str] | None = None, *, event_mode: bool = False,
+                    name: str = "lab", record: bool = True, settle: float | None = None,
+                    keep: Callable[[], bool] = lambda: False,
+                    **recorder_kw: Any) -> Iterator[Lab]:
+    """Build `topology`, start `backend` on it with `tunables`/`options`, wait
+    for convergence, start the recorders (unless record=False) and yield the
+    Lab; stop and remove everything afterwards, whatever happens."""
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(built_cluster(topology, keep=keep))
+        impl = stack.enter_context(started_backend(cluster, backend, tunables, options,
+                                                   event_mode=event_mode, settle=settle))
+        timeline = Timeline(name)
+        rec = stack.enter_context(recording(cluster, timeline, impl, **recorder_kw)) \
+            if record else None
+        faults = stack.enter_context(fault_catalogue(cluster, timeline, impl))
+        yield Lab(cluster, impl, timeline, faults, rec, impl.ready_at or time.monotonic())
+
+
+def save_artifacts(lab: Lab, directory: Path) -> Path:
+    """The timeline (JSONL + table) and every node's log, under `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lab.timeline.save(directory)
+    lab.backend.collect(directory)
+    return directory
+
