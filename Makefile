@@ -42,6 +42,7 @@ include mk/vm.mk
 # then the VM runner's own tests, then the bond tests inside a VM if needed.
 test: deps
 	$(PY) -m ruff check .
+	$(PY) -m mypy harness
 	$(MAKE) --no-print-directory test-host
 	$(MAKE) --no-print-directory test-vm-runner
 	$(MAKE) --no-print-directory test-vm-auto
@@ -61,6 +62,7 @@ gc: deps
 
 lint: deps
 	$(PY) -m ruff check .
+	$(PY) -m mypy harness
 
 clean: gc
 	rm -rf $(VENV) .cache artifacts

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from harness.timeline import Event, Timeline, TimelineTimeout
 
@@ -93,7 +94,7 @@ def is_ok(e: Event) -> bool:
 
 def expect(tl: Timeline, kind: str, *, after: Event | float, within: tuple[float, float],
            node: object = ..., where: Callable[[Event], bool] | None = None,
-           **data: object) -> Event:
+           **data: Any) -> Event:
     """The first matching event after `after` must come within [lo, hi] seconds of it."""
     lo, hi = within
     ref = after.t if isinstance(after, Event) else float(after)
@@ -130,7 +131,7 @@ def expect_moved(tl: Timeline, ips: Iterable[str], *, off: int, after: Event,
 
 def expect_none(tl: Timeline, kind: str, *, after: Event | float, for_s: float,
                 node: object = ..., where: Callable[[Event], bool] | None = None,
-                **data: object) -> None:
+                **data: Any) -> None:
     """No matching event may appear within `for_s` seconds after `after`.
 
     Waits on the timeline until the window closes (a deadline, not a sleep) and
@@ -222,7 +223,7 @@ def find_violations(tl: Timeline, ips: Iterable[str], *, takeover_bound: float,
             out.append(Violation(f"{ip} held by {sorted(held[ip])} at once (split brain)", e.t))
 
     def holders_at(ip: str, t: float) -> frozenset[str]:
-        cur = frozenset()
+        cur: frozenset[str] = frozenset()
         for tt, hs in history[ip]:
             if tt > t:
                 break
@@ -258,8 +259,13 @@ def find_violations(tl: Timeline, ips: Iterable[str], *, takeover_bound: float,
     return out
 
 
-def assert_invariants(tl: Timeline, ips: Iterable[str], **kw: object) -> None:
-    found = find_violations(tl, ips, **kw)  # type: ignore[arg-type]
+def assert_invariants(tl: Timeline, ips: Iterable[str], *, takeover_bound: float,
+                      allow_duplicates_on: Iterable[int] = (), arp_grace: float = 0.25,
+                      until: float | None = None) -> None:
+    """find_violations, raised as one AssertionError showing the first three."""
+    found = find_violations(tl, ips, takeover_bound=takeover_bound,
+                            allow_duplicates_on=allow_duplicates_on, arp_grace=arp_grace,
+                            until=until)
     if found:
         raise AssertionError("\n\n".join(v.render(tl) for v in found[:3]) +
                              (f"\n... and {len(found) - 3} more" if len(found) > 3 else ""))

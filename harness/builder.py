@@ -46,22 +46,45 @@ def bridge_name(network: str) -> str:
     return f"br-{network}"[:15]
 
 
+@dataclass(frozen=True)
+class BondingProbe:
+    """What trying to create a bond showed: the answer, and one line saying why
+    (printed by `python -m harness.vm probe-bonding`, shown when bond tests skip)."""
+
+    ok: bool
+    why: str
+
+
 @functools.cache
-def kernel_has_bonding() -> bool:
-    """Probe once per process: can this kernel create a bond in a namespace?"""
+def probe_bonding() -> BondingProbe:
+    """Can this kernel create an active-backup bond?  Probed once per process.
+
+    Tried for real, in a throwaway namespace of a run of its own (so `harness gc`
+    finds it if we die), because /proc/net/bonding only exists once the driver
+    is loaded and the module may still be loadable. Only the bond's creation is
+    the kernel's answer: an OSError from claiming the run or making the
+    namespace is raised, since it says nothing about bonding.
+    """
+    release = os.uname().release
     state = RunState(new_run_id()).claim()
 
-    def probe(ipr: NsRoute) -> bool:
+    def probe(ipr: NsRoute) -> BondingProbe:
         try:
             ipr.link("add", ifname="bondprobe", kind="bond", bond_mode=1)
-        except Exception:  # noqa: BLE001 - any refusal means "no bonding"
-            return False
-        return True
+        except Exception as e:  # noqa: BLE001 - any refusal means "no bonding"
+            return BondingProbe(False, f"kernel {release} cannot create a bond: "
+                                       f"{str(e) or type(e).__name__}")
+        return BondingProbe(True, f"kernel {release} can create bonds")
 
     try:
-        return bool(netns.create_netns(state.ns_name("bondprobe"), probe))
+        return netns.create_netns(state.ns_name("bondprobe"), probe)
     finally:
         state.remove()
+
+
+def kernel_has_bonding() -> bool:
+    """probe_bonding's answer alone, for the callers that only branch on it."""
+    return probe_bonding().ok
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from pyroute2 import IPRoute
 
@@ -170,6 +170,14 @@ def _ensure_netns_dir() -> None:
 
 
 _dir_ready = False
+
+
+@overload
+def create_netns(name: str) -> None: ...
+
+
+@overload
+def create_netns(name: str, setup: Callable[[NsRoute], T]) -> T: ...
 
 
 def create_netns(name: str, setup: Callable[[NsRoute], T] | None = None) -> T | None:

@@ -82,7 +82,9 @@ class RunState:
 
     def is_alive(self) -> bool:
         o = self.owner()
-        return bool(o) and (bool(o.get("kept")) or alive(int(o["pid"]), o.get("start")))
+        if not o:
+            return False
+        return bool(o.get("kept")) or alive(int(o["pid"]), o.get("start"))
 
     def mark_kept(self) -> None:
         """Keep this run past its owner's exit (--keep-on-failure); gc --force removes it."""

@@ -15,9 +15,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from harness.cluster import Cluster
+
+if TYPE_CHECKING:
+    from harness.ctdb.output import ClusterStatus, IPAddress
 
 
 class NotConverged(AssertionError):
@@ -68,14 +71,14 @@ class Backend(ABC):
     def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = 10) -> str:
         """Run the CTDB-style CLI on node `pnn` and return its stdout."""
 
-    def status(self, pnn: int = 0):  # -> ctdbout.ClusterStatus
+    def status(self, pnn: int = 0) -> ClusterStatus:
         from harness.ctdb import output as ctdbout
         return ctdbout.parse_status(self.ctl(pnn, "-X", "status"))
 
-    def ips(self, pnn: int = 0) -> dict[ipaddress.IPv4Address, int]:
+    def ips(self, pnn: int = 0) -> dict[IPAddress, int]:
+        """Public address -> pnn holding it (-1 unassigned), as node `pnn` reports it."""
         from harness.ctdb import output as ctdbout
-        return {ipaddress.ip_address(k): v
-                for k, v in ctdbout.parse_ip(self.ctl(pnn, "-X", "ip")).items()}
+        return ctdbout.parse_ip(self.ctl(pnn, "-X", "ip"))
 
     def setvar(self, name: str, value: int, pnn: int | None = None) -> None:
         targets = range(len(self.cluster.nodes)) if pnn is None else (pnn,)
@@ -141,8 +144,10 @@ class Backend(ABC):
                 # plain `status`: the -X form has no Leader line
                 seen = {ctdbout.parse_status(self.ctl(p, "status")).leader
                         for p in range(len(self.cluster.nodes))}
-                if len(seen) == 1 and None not in seen:
-                    return seen.pop()  # type: ignore[return-value]
+                if len(seen) == 1:
+                    (leader,) = seen
+                    if leader is not None:
+                        return leader
             time.sleep(0.05)
         raise NotConverged(f"{self.name}: nodes disagree on the leader: {seen}")
 

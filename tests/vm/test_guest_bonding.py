@@ -14,16 +14,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.vm.probe import probe_bonding
+from harness.builder import probe_bonding
 
 TIME_SCALE = float(os.environ.get("HARNESS_TIME_SCALE", "1.0"))
 
 
 @pytest.fixture(scope="module")
 def bonding_kernel() -> None:
-    ok, why = probe_bonding()
-    if not ok:
-        pytest.skip(f"{why}; run the bond tests in a VM with `make test-vm`")
+    probe = probe_bonding()
+    if not probe.ok:
+        pytest.skip(f"{probe.why}; run the bond tests in a VM with `make test-vm`")
 
 
 def ip(*args: str) -> str:
