@@ -3,7 +3,7 @@
 Scenario tests are written against `Backend` only, so the native
 implementation and Samba's ctdbd run the same tests. A backend runs one
 daemon per node namespace and exposes CTDB's CLI (`-X` forms parsed by
-harness.ctdb.output, the one parser for both implementations).
+harness.ctdb, the one parser for both implementations).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.cluster import Cluster
+from harness.ctdb import DEFAULTS, ClusterStatus, parse_ip, parse_status
 
 
 class NotConverged(AssertionError):
@@ -67,14 +68,12 @@ class Backend(ABC):
     def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = 10) -> str:
         """Run the CTDB-style CLI on node `pnn` and return its stdout."""
 
-    def status(self, pnn: int = 0):  # -> ctdbout.ClusterStatus
-        from harness.ctdb import output as ctdbout
-        return ctdbout.parse_status(self.ctl(pnn, "-X", "status"))
+    def status(self, pnn: int = 0) -> ClusterStatus:
+        return parse_status(self.ctl(pnn, "-X", "status"))
 
     def ips(self, pnn: int = 0) -> dict[ipaddress.IPv4Address, int]:
-        from harness.ctdb import output as ctdbout
         return {ipaddress.ip_address(k): v
-                for k, v in ctdbout.parse_ip(self.ctl(pnn, "-X", "ip")).items()}
+                for k, v in parse_ip(self.ctl(pnn, "-X", "ip")).items()}
 
     def setvar(self, name: str, value: int, pnn: int | None = None) -> None:
         targets = range(len(self.cluster.nodes)) if pnn is None else (pnn,)
@@ -92,7 +91,6 @@ class Backend(ABC):
 
     def tunable(self, name: str) -> int:
         """Value in force (the test's setting, else CTDB's 4.17 default)."""
-        from harness.ctdb.tunables import DEFAULTS
         return self.tunables.get(name, DEFAULTS[name])
 
     def collect(self, dest: Path) -> None:
@@ -132,13 +130,12 @@ class Backend(ABC):
 
     def agreed_leader(self, timeout: float = 10.0) -> int:
         """The leader once every node names the same one (views can lag)."""
-        from harness.ctdb import output as ctdbout
         deadline = time.monotonic() + timeout
         seen: set[int | None] = set()
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, ValueError, RuntimeError):
                 # plain `status`: the -X form has no Leader line
-                seen = {ctdbout.parse_status(self.ctl(p, "status")).leader
+                seen = {parse_status(self.ctl(p, "status")).leader
                         for p in range(len(self.cluster.nodes))}
                 if len(seen) == 1 and None not in seen:
                     return seen.pop()  # type: ignore[return-value]

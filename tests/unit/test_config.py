@@ -7,11 +7,14 @@ import shlex
 
 import pytest
 
-from harness.ctdb.config import (
+from harness.ctdb import (
+    DEFAULTS,
     DELETED_ADDRESS,
     ConfigError,
     NodeEntry,
     PublicAddress,
+    TunableError,
+    Tunables,
     load_node_config,
     parse_nodes,
     parse_public_addresses,
@@ -23,7 +26,6 @@ from harness.ctdb.config import (
     write_script_options,
     write_tunables,
 )
-from harness.ctdb.tunables import DEFAULTS, TunableError, Tunables
 
 ip = ipaddress.ip_address
 
