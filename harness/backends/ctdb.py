@@ -47,6 +47,7 @@ from harness import netns, runs
 from harness.backends.base import Backend
 from harness.cluster import Cluster
 from harness.ctdb import tunables as tunable_table
+from harness.ctdb import write_public_addresses
 
 CTDBD = Path("/usr/sbin/ctdbd")
 CTDB = Path("/usr/bin/ctdb")
@@ -175,7 +176,7 @@ class CtdbBackend(Backend):
                 shutil.copy2(f, etc / f.name)
         (etc / "ctdb.conf").write_text(self.ctdb_conf(pnn))
         (etc / "nodes").write_text("".join(f"{ip}\n" for ip in top.node_addresses()))
-        (etc / "public_addresses").write_text(top.public_addresses_text())
+        (etc / "public_addresses").write_text(write_public_addresses(top.public_addresses))
         # ctdbd refuses to start on an unknown or obsolete name: say so here
         tun = {tunable_table.current(k).name: tunable_table.check_value(v, k)
                for k, v in self.tunables.items()}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.backends.base import Backend
 from harness.cluster import Cluster, ManagedProcess
+from harness.ctdb import write_public_addresses
 from harness.failover import ctl
 
 
@@ -45,7 +46,7 @@ class NativeBackend(Backend):
         d = self.node_dir(pnn)
         (d / "events").mkdir(parents=True, exist_ok=True)
         (d / "nodes").write_text("".join(f"{a}\n" for a in top.node_addresses()))
-        (d / "public_addresses").write_text(top.public_addresses_text())
+        (d / "public_addresses").write_text(write_public_addresses(top.public_addresses))
         (d / "ctdb.tunables").write_text(
             "".join(f"{k}={v}\n" for k, v in sorted(self.tunables.items())))
         (d / "script.options").write_text(

@@ -2,7 +2,9 @@
 
 As ctdbd 4.17 reads it (ctdb_set_public_addresses): ``IP/bits
 iface[,iface]`` per line; ``#`` lines and blank lines are skipped; a repeated
-IP is refused; anything after the interface list is ignored.
+IP is refused; anything after the interface list is ignored.  `PublicAddress`
+is also the harness's own type for a cluster's public addresses
+(harness.topology uses it), so a topology and the file agree by construction.
 """
 
 from __future__ import annotations
