@@ -3,7 +3,8 @@
 Scenario tests are written against `Backend` only, so the native
 implementation and Samba's ctdbd run the same tests. A backend runs one
 daemon per node namespace and exposes CTDB's CLI (`-X` forms parsed by
-harness.ctdb, the one parser for both implementations).
+harness.ctdb, the one parser for both implementations) and is configured
+through the same files, written by harness.ctdb's checked writers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.cluster import Cluster
-from harness.ctdb import DEFAULTS, ClusterStatus, parse_ip, parse_status
+from harness.ctdb import (
+    DEFAULTS,
+    ClusterStatus,
+    parse_ip,
+    parse_status,
+    write_nodes,
+    write_public_addresses,
+    write_script_options,
+    write_tunables,
+)
 
 
 class NotConverged(AssertionError):
@@ -82,6 +92,24 @@ class Backend(ABC):
         self.tunables[name] = value
 
     # -- files ---------------------------------------------------------------
+    def write_ctdb_files(self, directory: Path) -> None:
+        """Write nodes, public_addresses, ctdb.tunables and script.options into `directory`.
+
+        Both implementations read these four files, so both backends write
+        them here, from the topology and the test's settings, through
+        harness.ctdb's checked writers: an unknown or obsolete tunable
+        raises TunableError and an impossible option ConfigError before any
+        daemon starts (ctdbd would refuse to start, the native daemon too),
+        and an option value with spaces or quotes comes out quoted as the
+        event scripts' shell needs.
+        """
+        top = self.cluster.topology
+        (directory / "nodes").write_text(write_nodes(top.node_addresses()))
+        (directory / "public_addresses").write_text(
+            write_public_addresses(top.public_addresses))
+        (directory / "ctdb.tunables").write_text(write_tunables(self.tunables))
+        (directory / "script.options").write_text(write_script_options(self.options))
+
     @abstractmethod
     def log_path(self, pnn: int) -> Path: ...
 

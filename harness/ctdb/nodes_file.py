@@ -69,6 +69,8 @@ def write_nodes(nodes: Iterable[IPAddress | str | NodeEntry | None]) -> str:
     """The nodes file text; None or a deleted entry writes a deleted-node line.
 
     A deleted node must keep its line (``#``) so later nodes keep their pnn.
+    The text is read back before it is returned, so what parse_nodes would
+    refuse (an address twice, no live node) fails here, not in a daemon.
     """
     out: list[str] = []
     for n in nodes:
@@ -77,4 +79,6 @@ def write_nodes(nodes: Iterable[IPAddress | str | NodeEntry | None]) -> str:
             continue
         addr = n.address if isinstance(n, NodeEntry) else parse_address(str(n))
         out.append(f"{addr}\n")
-    return "".join(out)
+    text = "".join(out)
+    parse_nodes(text, "<write_nodes>")
+    return text

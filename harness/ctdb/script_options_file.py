@@ -110,13 +110,22 @@ def parse_script_options(text: str, source: str = "script.options") -> dict[str,
 
 
 def write_script_options(options: Mapping[str, str]) -> str:
-    """script.options text: one NAME=value line each, quoted only when needed."""
+    """script.options text: one NAME=value line each, quoted only when needed.
+
+    The quoting is the shell's own (shlex.quote), so parse_script_options
+    and the scripts' shell both read back exactly the given values.  A name
+    the shell cannot assign or a value with a newline (the reader takes one
+    line per assignment) is a ConfigError.
+    """
+    source = "<write_script_options>"
     lines = []
     for name, value in options.items():
         if not _NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a shell variable name")
+            raise ConfigError(source, None, f"{name!r} is not a shell variable name",
+                              "use letters, digits and '_', not starting with a digit")
         if "\n" in value:
-            raise ValueError(f"value of {name} has a newline")
+            raise ConfigError(source, None, f"value of {name} has a newline",
+                              "give a one-line value")
         lines.append(f"{name}={shlex.quote(value) if value else ''}\n")
     return "".join(lines)
 
