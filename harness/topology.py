@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.ctdb import ConfigError, PublicAddress, parse_address, parse_public_addresses
+
 BOND_MODES = ("active-backup", "802.3ad", "balance-rr")
 # Never used inside the project: the host's own network.
 FORBIDDEN = ipaddress.ip_network("192.0.2.0/24")
@@ -64,31 +66,34 @@ class Network:
         return ipaddress.IPv4Interface(f"{self.subnet[-2]}/{self.subnet.prefixlen}")
 
 
-@dataclass(frozen=True)
-class PublicAddress:
-    """One line of CTDB's public_addresses: `IP/bits iface[,iface]`."""
+def _public_address(text: str, where: str) -> PublicAddress:
+    """One TOML public_addresses entry, read by CTDB's own public_addresses parser.
 
-    address: ipaddress.IPv4Interface
-    ifaces: tuple[str, ...]
+    An address without /bits gets the hint to add one (CTDB's parser only
+    says it is not an address with /bits), and the topology's networks are
+    IPv4, so an IPv6 address is refused here.
+    """
+    try:
+        entries = parse_public_addresses(text, where)
+    except ConfigError as e:
+        first = text.split()[0] if text.split() else ""
+        if "/" not in first and _is_address(first):
+            raise TopologyError(f"{where}: {first!r} lacks /bits; write e.g. {first}/24") from None
+        raise TopologyError(f"{where}: {e.problem}; {e.fix}") from None
+    if len(entries) != 1:
+        raise TopologyError(f"{where}: {text!r} is not 'IP/bits iface[,iface]'")
+    if entries[0].address.version != 4:
+        raise TopologyError(f"{where}: {entries[0].line()!r} is not an IPv4 address; "
+                            "write e.g. 203.0.113.201/24")
+    return entries[0]
 
-    def line(self) -> str:
-        return f"{self.address.with_prefixlen} {','.join(self.ifaces)}"
 
-    @classmethod
-    def parse(cls, text: str, where: str = "public_addresses") -> PublicAddress:
-        parts = text.split()
-        if len(parts) != 2:
-            raise TopologyError(f"{where}: {text!r} is not 'IP/bits iface[,iface]'")
-        try:
-            addr = ipaddress.IPv4Interface(parts[0])
-        except ValueError:
-            raise TopologyError(
-                f"{where}: {parts[0]!r} is not an IPv4 address with /bits; "
-                "write e.g. 203.0.113.201/24"
-            ) from None
-        if "/" not in parts[0]:
-            raise TopologyError(f"{where}: {parts[0]!r} lacks /bits; write e.g. {parts[0]}/24")
-        return cls(addr, tuple(parts[1].split(",")))
+def _is_address(text: str) -> bool:
+    try:
+        parse_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _net(text: str) -> ipaddress.IPv4Network:
@@ -143,9 +148,6 @@ class Topology:
     def node_addresses(self) -> list[ipaddress.IPv4Address]:
         """The CTDB `nodes` file contents: private address per pnn."""
         return [self.private.node_address(p).ip for p in range(self.nodes)]
-
-    def public_addresses_text(self) -> str:
-        return "".join(pa.line() + "\n" for pa in self.public_addresses)
 
     @property
     def has_bonds(self) -> bool:
@@ -362,7 +364,7 @@ def topology_from_dict(data: dict[str, Any], source: str = "<dict>") -> Topology
             "a list of 'IP/bits iface[,iface]' strings",
         )
         kw["public_addresses"] = tuple(
-            PublicAddress.parse(
+            _public_address(
                 _want(s, str, f"{source}: public_addresses[{k}]", "a string"),
                 f"{source}: public_addresses[{k}]",
             )

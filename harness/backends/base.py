@@ -3,7 +3,8 @@
 Scenario tests are written against `Backend` only, so the native
 implementation and Samba's ctdbd run the same tests. A backend runs one
 daemon per node namespace and exposes CTDB's CLI (`-X` forms parsed by
-harness.ctdb.output, the one parser for both implementations).
+harness.ctdb, the one parser for both implementations) and is configured
+through the same files, written by harness.ctdb's checked writers.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from harness.cluster import Cluster
-
-if TYPE_CHECKING:
-    from harness.ctdb.output import ClusterStatus, IPAddress
+from harness.ctdb import (
+    DEFAULTS,
+    ClusterStatus,
+    parse_ip,
+    parse_status,
+    write_nodes,
+    write_public_addresses,
+    write_script_options,
+    write_tunables,
+)
+from harness.ctdb.output import IPAddress
 
 
 class NotConverged(AssertionError):
@@ -72,13 +81,11 @@ class Backend(ABC):
         """Run the CTDB-style CLI on node `pnn` and return its stdout."""
 
     def status(self, pnn: int = 0) -> ClusterStatus:
-        from harness.ctdb import output as ctdbout
-        return ctdbout.parse_status(self.ctl(pnn, "-X", "status"))
+        return parse_status(self.ctl(pnn, "-X", "status"))
 
     def ips(self, pnn: int = 0) -> dict[IPAddress, int]:
         """Public address -> pnn holding it (-1 unassigned), as node `pnn` reports it."""
-        from harness.ctdb import output as ctdbout
-        return ctdbout.parse_ip(self.ctl(pnn, "-X", "ip"))
+        return parse_ip(self.ctl(pnn, "-X", "ip"))
 
     def setvar(self, name: str, value: int, pnn: int | None = None) -> None:
         targets = range(len(self.cluster.nodes)) if pnn is None else (pnn,)
@@ -87,6 +94,24 @@ class Backend(ABC):
         self.tunables[name] = value
 
     # -- files ---------------------------------------------------------------
+    def write_ctdb_files(self, directory: Path) -> None:
+        """Write nodes, public_addresses, ctdb.tunables and script.options into `directory`.
+
+        Both implementations read these four files, so both backends write
+        them here, from the topology and the test's settings, through
+        harness.ctdb's checked writers: an unknown or obsolete tunable
+        raises TunableError and an impossible option ConfigError before any
+        daemon starts (ctdbd would refuse to start, the native daemon too),
+        and an option value with spaces or quotes comes out quoted as the
+        event scripts' shell needs.
+        """
+        top = self.cluster.topology
+        (directory / "nodes").write_text(write_nodes(top.node_addresses()))
+        (directory / "public_addresses").write_text(
+            write_public_addresses(top.public_addresses))
+        (directory / "ctdb.tunables").write_text(write_tunables(self.tunables))
+        (directory / "script.options").write_text(write_script_options(self.options))
+
     @abstractmethod
     def log_path(self, pnn: int) -> Path: ...
 
@@ -96,7 +121,6 @@ class Backend(ABC):
 
     def tunable(self, name: str) -> int:
         """Value in force (the test's setting, else CTDB's 4.17 default)."""
-        from harness.ctdb.tunables import DEFAULTS
         return self.tunables.get(name, DEFAULTS[name])
 
     def collect(self, dest: Path) -> None:
@@ -136,13 +160,12 @@ class Backend(ABC):
 
     def agreed_leader(self, timeout: float = 10.0) -> int:
         """The leader once every node names the same one (views can lag)."""
-        from harness.ctdb import output as ctdbout
         deadline = time.monotonic() + timeout
         seen: set[int | None] = set()
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, ValueError, RuntimeError):
                 # plain `status`: the -X form has no Leader line
-                seen = {ctdbout.parse_status(self.ctl(p, "status")).leader
+                seen = {parse_status(self.ctl(p, "status")).leader
                         for p in range(len(self.cluster.nodes))}
                 if len(seen) == 1:
                     (leader,) = seen

@@ -46,7 +46,6 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 from harness import netns, runs
 from harness.backends.base import Backend
 from harness.cluster import Cluster
-from harness.ctdb import tunables as tunable_table
 
 CTDBD = Path("/usr/sbin/ctdbd")
 CTDB = Path("/usr/bin/ctdb")
@@ -161,7 +160,6 @@ class CtdbBackend(Backend):
 
     def write_config(self, pnn: int) -> None:
         """Lay out node pnn's etc/, var/, run/ and log/ (idempotent: keeps databases)."""
-        top = self.cluster.topology
         nd = self.node_dir(pnn)
         etc = self.etc_dir(pnn)
         for d in (etc / "events" / "legacy", etc / "events" / "notification",
@@ -174,14 +172,7 @@ class CtdbBackend(Backend):
             if f.is_file() and not f.is_symlink():
                 shutil.copy2(f, etc / f.name)
         (etc / "ctdb.conf").write_text(self.ctdb_conf(pnn))
-        (etc / "nodes").write_text("".join(f"{ip}\n" for ip in top.node_addresses()))
-        (etc / "public_addresses").write_text(top.public_addresses_text())
-        # ctdbd refuses to start on an unknown or obsolete name: say so here
-        tun = {tunable_table.current(k).name: tunable_table.check_value(v, k)
-               for k, v in self.tunables.items()}
-        (etc / "ctdb.tunables").write_text("".join(f"{k}={v}\n" for k, v in sorted(tun.items())))
-        (etc / "script.options").write_text(
-            "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(self.options.items())))
+        self.write_ctdb_files(etc)
         legacy = self.event_script_dir(pnn)
         for name in ENABLED_SCRIPTS:
             link = legacy / f"{name}.script"

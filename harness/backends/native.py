@@ -41,15 +41,10 @@ class NativeBackend(Backend):
         return self.dir / f"node{pnn}"
 
     def write_config(self, pnn: int) -> None:
-        top = self.cluster.topology
+        """Node pnn's directory: the CTDB files its daemon loads, and events/."""
         d = self.node_dir(pnn)
         (d / "events").mkdir(parents=True, exist_ok=True)
-        (d / "nodes").write_text("".join(f"{a}\n" for a in top.node_addresses()))
-        (d / "public_addresses").write_text(top.public_addresses_text())
-        (d / "ctdb.tunables").write_text(
-            "".join(f"{k}={v}\n" for k, v in sorted(self.tunables.items())))
-        (d / "script.options").write_text(
-            "".join(f"{k}={v}\n" for k, v in sorted(self.options.items())))
+        self.write_ctdb_files(d)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:

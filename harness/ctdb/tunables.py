@@ -137,22 +137,33 @@ def current(name: str) -> Tunable:
     return t
 
 
+def strtoul(text: str) -> int:
+    """An unsigned number as CTDB reads one (strtoul, base 0): decimal, 0x hex or 0 octal.
+
+    Unlike strtoul, nothing may follow the digits (raises ValueError), and
+    there is no range check: the callers each say how a value above 2**32-1
+    is refused.
+    """
+    if _HEX.fullmatch(text):
+        return int(text[2:], 16)
+    if _OCTAL.fullmatch(text):
+        return int(text, 8)
+    if _DECIMAL.fullmatch(text):
+        return int(text, 10)
+    raise ValueError(f"{text!r} is not a decimal, 0x hex or 0 octal number")
+
+
 def parse_value(text: str, name: str = "value") -> int:
     """A tunable value as CTDB reads one: unsigned, decimal, 0x hex or 0 octal.
 
     ctdbd would silently truncate a value above 2**32-1; we refuse it instead,
     because a test asking for such a value is certainly mistaken.
     """
-    s = text.strip()
-    if _HEX.fullmatch(s):
-        value = int(s[2:], 16)
-    elif _OCTAL.fullmatch(s):
-        value = int(s, 8)
-    elif _DECIMAL.fullmatch(s):
-        value = int(s, 10)
-    else:
+    try:
+        value = strtoul(text.strip())
+    except ValueError:
         raise TunableError(f"Invalid value {text!r} for tunable {name}; "
-                           "write a non-negative integer (decimal, 0x hex or 0 octal)")
+                           "write a non-negative integer (decimal, 0x hex or 0 octal)") from None
     return check_value(value, name)
 
 

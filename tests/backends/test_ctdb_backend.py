@@ -31,7 +31,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 from harness import netns, runs
 from harness.backends.ctdb import CtdbBackend
 from harness.cluster import Cluster
-from harness.ctdb import output as ctdbout
+from harness.ctdb import parse_ifaces
 from harness.pytest_plugin import artifacts_dir
 
 pytestmark = [
@@ -165,7 +165,7 @@ def test_three_nodes_converge_and_cli_parses(ctdb: CtdbBackend, cluster: Cluster
     assert {ip: [pnn] for ip, pnn in said.items()} == held
     # every node gets one IP with 3 IPs on 3 healthy nodes (LCP2 balance)
     assert sorted(said.values()) == [0, 1, 2]
-    ifaces = ctdbout.parse_ifaces(ctdb.ctl(2, "-X", "ifaces"))
+    ifaces = parse_ifaces(ctdb.ctl(2, "-X", "ifaces"))
     assert [(i.name, i.link_up) for i in ifaces] == [("eth1", True)]
     # tunables from ctdb.tunables are in force; the rest are 4.17 defaults
     assert ctdb.getvar("MonitorInterval", 2) == MONITOR_INTERVAL
@@ -241,7 +241,7 @@ def test_pulled_cable_unhealthy_then_ip_moves_then_back_ok(
     assert all(victim not in p for p in held.values()), "an UNHEALTHY node gives up all IPs"
 
     # 10.interface recorded the link as down (`ctdb setifacelink eth1 down`)
-    ifaces = ctdbout.parse_ifaces(ctdb.ctl(victim, "-X", "ifaces"))
+    ifaces = parse_ifaces(ctdb.ctl(victim, "-X", "ifaces"))
     assert [(i.name, i.link_up) for i in ifaces] == [("eth1", False)]
 
     # CTDB's own account, in the victim's and the new owner's logs

@@ -6,7 +6,8 @@ import ipaddress
 import pytest
 
 from harness.assertions import expect, expect_moved, expect_none, has_flag, is_ok
-from harness.topology import Interface, Network, PublicAddress, Topology
+from harness.ctdb import PublicAddress
+from harness.topology import Interface, Network, Topology
 from harness.wait import wait_until
 
 FAULTY = 2

@@ -7,11 +7,14 @@ import shlex
 
 import pytest
 
-from harness.ctdb.config import (
+from harness.ctdb import (
+    DEFAULTS,
     DELETED_ADDRESS,
     ConfigError,
     NodeEntry,
     PublicAddress,
+    TunableError,
+    Tunables,
     load_node_config,
     parse_nodes,
     parse_public_addresses,
@@ -23,7 +26,6 @@ from harness.ctdb.config import (
     write_script_options,
     write_tunables,
 )
-from harness.ctdb.tunables import DEFAULTS, TunableError, Tunables
 
 ip = ipaddress.ip_address
 
@@ -317,7 +319,7 @@ def test_script_options_errors(text, words):
 def test_script_options_round_trip_with_shlex_quoting():
     opts = {"A": "yes", "B": "two words", "C": "it's", "D": "", "E": "$x`y`"}
     assert parse_script_options(write_script_options(opts)) == opts
-    # What the ctdb backend writes: shlex.quote of every value.
+    # Every value shlex-quoted, as a person might write the file, reads back the same.
     text = "".join(f"{k}={shlex.quote(v)}\n" for k, v in opts.items())
     assert parse_script_options(text) == opts
     with pytest.raises(ValueError):

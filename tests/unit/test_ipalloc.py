@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.ctdb.flags import NodeFlags
+from harness.ctdb import NodeFlags
 from harness.failover.ipalloc import (
     NOTICE,
     UNASSIGNED,

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from harness.ctdb import write_public_addresses
 from harness.topology import TopologyError, default_topology, load_topology
 
 
@@ -16,7 +17,7 @@ def test_default_is_the_seed_cluster():
     bond = t.interface("bond0").bond
     assert bond and bond.mode == "active-backup" and bond.miimon == 100
     assert bond.slaves == ("eth1",)
-    assert t.public_addresses_text().splitlines() == [
+    assert write_public_addresses(t.public_addresses).splitlines() == [
         "203.0.113.201/24 bond0", "203.0.113.202/24 bond0", "203.0.113.203/24 bond0"]
     assert t.node_addresses() == [ipaddress.ip_address(f"198.18.0.{i}") for i in (1, 2, 3)]
     assert not any(n.subnet.overlaps(ipaddress.ip_network("192.0.2.0/24")) for n in t.networks)

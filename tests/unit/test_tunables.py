@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.ctdb import tunables as t
-from harness.ctdb.tunables import DEFAULTS, NAMES, TunableError, Tunables
+from harness import ctdb
+from harness.ctdb import DEFAULTS, NAMES, TunableError, Tunables
 
 # `ctdb listvars` of Debian's ctdbd 4.17.12 (3 daemons in CTDB_TEST_MODE on this
 # kind of machine, default configuration), byte for byte.
@@ -87,10 +87,10 @@ def test_failover_relevant_defaults():
 
 
 def test_table_shape():
-    assert len(t.TUNABLES) == 62
-    assert {x.name: x.default for x in t.TUNABLES if x.obsolete} == OBSOLETE_4_17
+    assert len(ctdb.TUNABLES) == 62
+    assert {x.name: x.default for x in ctdb.TUNABLES if x.obsolete} == OBSOLETE_4_17
     assert len(NAMES) == 49 and not set(NAMES) & set(OBSOLETE_4_17)
-    assert list(DEFAULTS) == [x.name for x in t.TUNABLES]
+    assert list(DEFAULTS) == [x.name for x in ctdb.TUNABLES]
     with pytest.raises(TypeError):
         DEFAULTS["MonitorInterval"] = 1  # type: ignore[index]
 
@@ -163,7 +163,7 @@ def test_getvar_echoes_name_as_typed():
 
 def test_listvars_round_trip_and_copy():
     tun = Tunables({"MonitorInterval": 3, "ElectionTimeout": 1})
-    back = t.parse_listvars(tun.listvars())
+    back = ctdb.parse_listvars(tun.listvars())
     assert back == tun.as_dict()
     other = tun.copy()
     other.set("MonitorInterval", 4)
@@ -174,12 +174,12 @@ def test_listvars_round_trip_and_copy():
 
 def test_parse_listvars_rejects_garbage():
     with pytest.raises(ValueError, match="line 2"):
-        t.parse_listvars("MonitorInterval            = 15\nMonitorInterval = x\n")
+        ctdb.parse_listvars("MonitorInterval            = 15\nMonitorInterval = x\n")
     with pytest.raises(TunableError):
-        t.parse_listvars("Bogus = 1\n")
+        ctdb.parse_listvars("Bogus = 1\n")
 
 
 def test_format_getvar_width():
-    assert t.format_getvar("A", 1) == "A" + " " * 25 + " = 1\n"
+    assert ctdb.format_getvar("A", 1) == "A" + " " * 25 + " = 1\n"
     long = "X" * 30
-    assert t.format_getvar(long, 2) == long + " = 2\n"
+    assert ctdb.format_getvar(long, 2) == long + " = 2\n"

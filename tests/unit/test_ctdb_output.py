@@ -9,9 +9,8 @@ import socket
 
 import pytest
 
-from harness.ctdb import output as co
-from harness.ctdb.flags import STATUS_ORDER, NodeFlags
-from harness.ctdb.output import ClusterStatus, IfaceInfo, NodeStatus, OutputError
+from harness import ctdb
+from harness.ctdb import STATUS_ORDER, ClusterStatus, IfaceInfo, NodeFlags, NodeStatus, OutputError
 
 ip = ipaddress.ip_address
 F = NodeFlags
@@ -251,65 +250,65 @@ REAL_NO_IFACES = "No interfaces configured on node 0\n"   # plain and -X alike
                                   REAL_STATUS_MIXED, REAL_STATUS_DISCONNECTED,
                                   REAL_STATUS_DELETED, REAL_STATUS_NO_LEADER])
 def test_plain_status_round_trips_byte_exact(text):
-    assert co.format_status(co.parse_status(text)) == text
+    assert ctdb.format_status(ctdb.parse_status(text)) == text
 
 
 @pytest.mark.parametrize("text", [SAMBA_STATUS_001_X, SAMBA_STATUS_003_X, REAL_STATUS_MIXED_X,
                                   REAL_STATUS_BANNED_X, REAL_STATUS_DELETED_X,
                                   SAMBA_NODESTATUS_002_X, SAMBA_NODESTATUS_006_X])
 def test_machine_status_round_trips_byte_exact(text):
-    st = co.parse_status(text)
+    st = ctdb.parse_status(text)
     assert st.machine_readable and st.generation is None and st.leader is None
-    assert co.format_status_x(st) == text
+    assert ctdb.format_status_x(st) == text
 
 
 def test_status_values_samba_001():
-    st = co.parse_status(SAMBA_STATUS_001)
+    st = ctdb.parse_status(SAMBA_STATUS_001)
     assert st.generation == 654321 and st.vnn_map == (0, 1, 2)
     assert st.recovery_mode_normal is True and st.leader == 0
     assert [str(n.address) for n in st.nodes] == ["192.168.20.41", "192.168.20.42",
                                                   "192.168.20.43"]
     assert st.this_node == st.node(0) and st.all_ok and st.num_nodes == 3
-    assert co.parse_status(SAMBA_STATUS_001_X).nodes == st.nodes
+    assert ctdb.parse_status(SAMBA_STATUS_001_X).nodes == st.nodes
 
 
 def test_status_unknown_flag_samba_003():
-    st = co.parse_status(SAMBA_STATUS_003)
+    st = ctdb.parse_status(SAMBA_STATUS_003)
     assert [n.flags for n in st.nodes] == [F.UNKNOWN, F.NONE, F.UNKNOWN]
     assert st.leader == 1 and st.this_node is not None and st.this_node.pnn == 1
-    assert co.parse_status(SAMBA_STATUS_003_X).nodes == st.nodes
+    assert ctdb.parse_status(SAMBA_STATUS_003_X).nodes == st.nodes
     assert not st.node(0).ok and st.node(0).flags_text == "UNKNOWN"
 
 
 def test_status_mixed_flags_real():
-    st = co.parse_status(REAL_STATUS_MIXED)
+    st = ctdb.parse_status(REAL_STATUS_MIXED)
     n0, n1, n2 = st.nodes
     assert n0.partially_online and n0.flags == F.NONE and n0.ok
     assert n0.flags_text == "PARTIALLYONLINE"
     assert n1.flags == F.PERMANENTLY_DISABLED and not n1.ok
     assert n2.flags == F.STOPPED and n2.flags_text == "STOPPED|INACTIVE"
-    assert co.parse_status(REAL_STATUS_MIXED_X).nodes == st.nodes
-    assert co.parse_status(REAL_STATUS_BANNED_X).node(1).flags == F.BANNED
+    assert ctdb.parse_status(REAL_STATUS_MIXED_X).nodes == st.nodes
+    assert ctdb.parse_status(REAL_STATUS_BANNED_X).node(1).flags == F.BANNED
 
 
 def test_status_deleted_node_real():
-    st = co.parse_status(REAL_STATUS_DELETED)
+    st = ctdb.parse_status(REAL_STATUS_DELETED)
     assert [n.pnn for n in st.nodes] == [0, 2] and st.deleted == (1,)
-    assert st.num_nodes == 3 and st.generation == co.INVALID_GENERATION
+    assert st.num_nodes == 3 and st.generation == ctdb.INVALID_GENERATION
     assert st.recovery_mode_normal is False and st.vnn_map == (0, 825306672)
     assert st.node(2).flags == F.DISCONNECTED | F.UNHEALTHY
-    assert co.parse_status(REAL_STATUS_DELETED_X).nodes == st.nodes
+    assert ctdb.parse_status(REAL_STATUS_DELETED_X).nodes == st.nodes
 
 
 def test_status_no_leader_real():
-    st = co.parse_status(REAL_STATUS_NO_LEADER)
-    assert st.leader is None and st.generation == co.INVALID_GENERATION
+    st = ctdb.parse_status(REAL_STATUS_NO_LEADER)
+    assert st.leader is None and st.generation == ctdb.INVALID_GENERATION
 
 
 def test_status_custom_separator_detected():
-    st = co.parse_status(REAL_STATUS_COLON_X)
-    assert st.nodes == co.parse_status(REAL_STATUS_OK).nodes
-    assert co.format_status_x(st, sep=":") == REAL_STATUS_COLON_X
+    st = ctdb.parse_status(REAL_STATUS_COLON_X)
+    assert st.nodes == ctdb.parse_status(REAL_STATUS_OK).nodes
+    assert ctdb.format_status_x(st, sep=":") == REAL_STATUS_COLON_X
 
 
 def test_status_from_pre_4_16_ctdb():
@@ -318,21 +317,21 @@ def test_status_from_pre_4_16_ctdb():
              "PartiallyOnline|ThisNode|\n"
              "|0|192.168.20.41|0|0|0|1|0|0|0|N|\n"
              "|1|192.168.20.42|0|0|0|0|0|0|0|Y|\n")
-    st = co.parse_status(old_x)
+    st = ctdb.parse_status(old_x)
     assert st.node(0).flags == F.UNHEALTHY and st.node(1).this_node
     old = SAMBA_STATUS_001.replace("Leader:0", "Recovery master:2")
-    assert co.parse_status(old).leader == 2
+    assert ctdb.parse_status(old).leader == 2
 
 
 def test_nodestatus_forms():
-    nodes = co.parse_nodestatus(SAMBA_NODESTATUS_002)
+    nodes = ctdb.parse_nodestatus(SAMBA_NODESTATUS_002)
     assert [n.flags for n in nodes] == [F.NONE, F.DISCONNECTED, F.NONE]
-    assert co.format_nodestatus(nodes, all_nodes=True) == SAMBA_NODESTATUS_002
-    assert co.parse_nodestatus(SAMBA_NODESTATUS_002_X) == nodes
-    (n,) = co.parse_nodestatus(SAMBA_NODESTATUS_006)
+    assert ctdb.format_nodestatus(nodes, all_nodes=True) == SAMBA_NODESTATUS_002
+    assert ctdb.parse_nodestatus(SAMBA_NODESTATUS_002_X) == nodes
+    (n,) = ctdb.parse_nodestatus(SAMBA_NODESTATUS_006)
     assert n.flags == F.PERMANENTLY_DISABLED | F.STOPPED
-    assert co.format_nodestatus([n]) == SAMBA_NODESTATUS_006
-    assert co.parse_nodestatus(SAMBA_NODESTATUS_006_X) == (n,)
+    assert ctdb.format_nodestatus([n]) == SAMBA_NODESTATUS_006
+    assert ctdb.parse_nodestatus(SAMBA_NODESTATUS_006_X) == (n,)
 
 
 def sample_status(**kw) -> ClusterStatus:
@@ -355,16 +354,16 @@ DELETED = ip("0.0.0.0")
 
 def test_status_format_parse_round_trip_from_data():
     st = sample_status()
-    text = co.format_status(st)
+    text = ctdb.format_status(st)
     assert text.splitlines()[0] == "Number of nodes:5 (including 1 deleted nodes)"
     assert "pnn:3 2001:db8:aaaa:bbbb:cccc:dddd:eeee:1 DISCONNECTED|BANNED|UNHEALTHY|INACTIVE" \
         in text
     assert "pnn:4 198.18.0.5       PARTIALLYONLINE\n" in text
-    assert co.parse_status(text) == st
+    assert ctdb.parse_status(text) == st
     for variant in (sample_status(leader=None), sample_status(recovery_mode_normal=False),
-                    sample_status(generation=co.INVALID_GENERATION), sample_status(vnn_map=())):
-        assert co.parse_status(co.format_status(variant)) == variant
-    x = co.parse_status(co.format_status_x(st))
+                    sample_status(generation=ctdb.INVALID_GENERATION), sample_status(vnn_map=())):
+        assert ctdb.parse_status(ctdb.format_status(variant)) == variant
+    x = ctdb.parse_status(ctdb.format_status_x(st))
     assert x.nodes == st.nodes and x.machine_readable
 
 
@@ -379,7 +378,7 @@ def test_status_dataclass_rules():
         ClusterStatus((NodeStatus(0, "10.0.0.1", this_node=True),
                        NodeStatus(1, "10.0.0.2", this_node=True)))
     with pytest.raises(ValueError, match="generation"):
-        co.format_status(ClusterStatus((NodeStatus(0, "10.0.0.1"),)))
+        ctdb.format_status(ClusterStatus((NodeStatus(0, "10.0.0.1"),)))
     with pytest.raises(KeyError):
         sample_status().node(2)
 
@@ -395,18 +394,18 @@ def test_every_flag_combination_prints_in_ctdb_order():
             flags = F.NONE
             for b in combo:
                 flags |= b
-            text = co.flags_text(flags)
+            text = ctdb.flags_text(flags)
             assert ("INACTIVE" in text) == bool(flags & F.INACTIVE)
-            assert co.parse_flags_text(text) == flags
-    assert co.flags_text(F.NONE) == "OK"
-    assert co.flags_text(F.UNKNOWN | F.DISCONNECTED) == "DISCONNECTED|UNKNOWN|INACTIVE"
+            assert ctdb.parse_flags_text(text) == flags
+    assert ctdb.flags_text(F.NONE) == "OK"
+    assert ctdb.flags_text(F.UNKNOWN | F.DISCONNECTED) == "DISCONNECTED|UNKNOWN|INACTIVE"
 
 
 @pytest.mark.parametrize("text", ["UNHEALTHY|DISCONNECTED", "DISCONNECTED", "INACTIVE",
                                   "BANNED|INACTIVE|INACTIVE", "ok", "HEALTHY", ""])
 def test_parse_flags_text_refuses_non_ctdb_spelling(text):
     with pytest.raises(ValueError):
-        co.parse_flags_text(text)
+        ctdb.parse_flags_text(text)
 
 
 @pytest.mark.parametrize("text,lineno,words", [
@@ -435,7 +434,7 @@ def test_parse_flags_text_refuses_non_ctdb_spelling(text):
 ])
 def test_status_errors_name_the_line(text, lineno, words):
     with pytest.raises(OutputError) as e:
-        co.parse_status(text)
+        ctdb.parse_status(text)
     assert e.value.lineno == lineno
     if lineno is not None:
         assert f"ctdb status line {lineno} " in str(e.value)
@@ -448,41 +447,41 @@ def test_status_errors_name_the_line(text, lineno, words):
                                       (SAMBA_IP_003, 0), (REAL_IP, 0), (REAL_IP_ALL, None),
                                       (REAL_IP_SORTED, 0)])
 def test_plain_ip_round_trips_byte_exact(text, pnn):
-    assert co.format_ip(pnn, co.parse_ip(text)) == text
+    assert ctdb.format_ip(pnn, ctdb.parse_ip(text)) == text
 
 
 def test_ip_values():
-    m = co.parse_ip(REAL_IP)
+    m = ctdb.parse_ip(REAL_IP)
     assert m == {ip("203.0.113.31"): 1, ip("203.0.113.32"): 0, ip("203.0.113.33"): 2,
                  ip("203.0.113.41"): 1, ip("2001:db8::11"): 0}
-    assert co.parse_ip(REAL_IP_X) == m == co.parse_ip(REAL_IP_HASH_X)
-    assert co.format_ip_x(m) == REAL_IP_X
-    assert co.format_ip_x(m, sep="#") == REAL_IP_HASH_X
-    assert co.parse_ip(SAMBA_IP_001) == {} == co.parse_ip("|Public IP|Node|\n")
-    assert co.format_ip_x({}) == "|Public IP|Node|\n"
+    assert ctdb.parse_ip(REAL_IP_X) == m == ctdb.parse_ip(REAL_IP_HASH_X)
+    assert ctdb.format_ip_x(m) == REAL_IP_X
+    assert ctdb.format_ip_x(m, sep="#") == REAL_IP_HASH_X
+    assert ctdb.parse_ip(SAMBA_IP_001) == {} == ctdb.parse_ip("|Public IP|Node|\n")
+    assert ctdb.format_ip_x({}) == "|Public IP|Node|\n"
 
 
 def test_ip_verbose_forms():
-    assert co.parse_ip(SAMBA_IP_006_V) == {ip("10.0.0.31"): 0, ip("10.0.0.32"): -1,
+    assert ctdb.parse_ip(SAMBA_IP_006_V) == {ip("10.0.0.31"): 0, ip("10.0.0.32"): -1,
                                            ip("10.0.0.33"): 2}
-    assert co.parse_ip(REAL_IP_X_VERBOSE)[ip("203.0.113.41")] == 1
+    assert ctdb.parse_ip(REAL_IP_X_VERBOSE)[ip("203.0.113.41")] == 1
 
 
 def test_ip_sorted_like_ctdb():
     # ctdbd 4.17.12 printed REAL_IP_SORTED for a file in another order.
     given = {"2001:db8::2": None, "203.0.113.60": -1, "203.0.113.50": None,
              "2001:db8::1": -1, "10.0.0.1": -1}
-    assert co.format_ip(0, given) == REAL_IP_SORTED
+    assert ctdb.format_ip(0, given) == REAL_IP_SORTED
     many = [ip("10.0.0.2"), ip("9.255.255.255"), ip("::1"), ip("10.0.0.10"), ip("::")]
-    assert sorted(many, key=co.ip_sort_key) == [
+    assert sorted(many, key=ctdb.ip_sort_key) == [
         ip("9.255.255.255"), ip("10.0.0.2"), ip("10.0.0.10"), ip("::"), ip("::1")]
 
 
 def test_ip_format_checks():
     with pytest.raises(ValueError):
-        co.format_ip(0, {"10.0.0.1": -2})
+        ctdb.format_ip(0, {"10.0.0.1": -2})
     with pytest.raises(ValueError):
-        co.format_ip(0, {"10.0.0.1": 1, ip("10.0.0.1"): 2})
+        ctdb.format_ip(0, {"10.0.0.1": 1, ip("10.0.0.1"): 2})
 
 
 @pytest.mark.parametrize("text,lineno,words", [
@@ -497,7 +496,7 @@ def test_ip_format_checks():
 ])
 def test_ip_errors_name_the_line(text, lineno, words):
     with pytest.raises(OutputError) as e:
-        co.parse_ip(text)
+        ctdb.parse_ip(text)
     assert e.value.lineno == lineno and f"ctdb ip line {lineno} " in str(e.value)
     assert words in str(e.value)
 
@@ -505,23 +504,23 @@ def test_ip_errors_name_the_line(text, lineno, words):
 # -- ctdb ifaces -------------------------------------------------------------------------
 
 def test_ifaces_round_trips_byte_exact():
-    ifaces = co.parse_ifaces(REAL_IFACES)
+    ifaces = ctdb.parse_ifaces(REAL_IFACES)
     assert ifaces == [IfaceInfo("eth3", True, 1), IfaceInfo("eth1", True, 0),
                       IfaceInfo("eth2", False, 0)]
-    assert co.parse_ifaces(REAL_IFACES_X) == ifaces
-    assert co.format_ifaces(0, ifaces) == REAL_IFACES
-    assert co.format_ifaces_x(ifaces) == REAL_IFACES_X
-    samba = co.parse_ifaces(SAMBA_IFACES_001)
+    assert ctdb.parse_ifaces(REAL_IFACES_X) == ifaces
+    assert ctdb.format_ifaces(0, ifaces) == REAL_IFACES
+    assert ctdb.format_ifaces_x(ifaces) == REAL_IFACES_X
+    samba = ctdb.parse_ifaces(SAMBA_IFACES_001)
     assert samba == [IfaceInfo("eth2", True, 2), IfaceInfo("eth1", True, 4)]
-    assert co.format_ifaces(0, samba) == SAMBA_IFACES_001
+    assert ctdb.format_ifaces(0, samba) == SAMBA_IFACES_001
 
 
 def test_no_ifaces_message_plain_and_machine():
-    assert co.parse_ifaces(REAL_NO_IFACES) == []
-    assert co.format_ifaces(0, []) == REAL_NO_IFACES
-    assert co.format_ifaces_x([], pnn=0) == REAL_NO_IFACES
+    assert ctdb.parse_ifaces(REAL_NO_IFACES) == []
+    assert ctdb.format_ifaces(0, []) == REAL_NO_IFACES
+    assert ctdb.format_ifaces_x([], pnn=0) == REAL_NO_IFACES
     with pytest.raises(ValueError, match="give pnn"):
-        co.format_ifaces_x([])
+        ctdb.format_ifaces_x([])
 
 
 @pytest.mark.parametrize("text,lineno,words", [
@@ -533,13 +532,13 @@ def test_no_ifaces_message_plain_and_machine():
 ])
 def test_ifaces_errors_name_the_line(text, lineno, words):
     with pytest.raises(OutputError) as e:
-        co.parse_ifaces(text)
+        ctdb.parse_ifaces(text)
     assert e.value.lineno == lineno and words in str(e.value)
 
 
 def test_ifaces_listed_twice():
     with pytest.raises(OutputError, match="twice"):
-        co.parse_ifaces("|Name|LinkStatus|References|\n|eth1|1|0|\n|eth1|0|0|\n")
+        ctdb.parse_ifaces("|Name|LinkStatus|References|\n|eth1|1|0|\n|eth1|0|0|\n")
 
 
 # -- addresses ------------------------------------------------------------------------------
@@ -549,11 +548,11 @@ def test_ntop_matches_glibc():
     for _ in range(20000):
         words = [rnd.choice((0, 0, 0, 1, 0xFFFF, rnd.randrange(65536))) for _ in range(8)]
         raw = b"".join(w.to_bytes(2, "big") for w in words)
-        assert co.ntop(ipaddress.IPv6Address(raw)) == socket.inet_ntop(socket.AF_INET6, raw)
-    assert co.ntop("::ffff:192.0.2.1") == "::ffff:192.0.2.1"
-    assert co.ntop(ip("203.0.113.9")) == "203.0.113.9"
+        assert ctdb.ntop(ipaddress.IPv6Address(raw)) == socket.inet_ntop(socket.AF_INET6, raw)
+    assert ctdb.ntop("::ffff:192.0.2.1") == "::ffff:192.0.2.1"
+    assert ctdb.ntop(ip("203.0.113.9")) == "203.0.113.9"
 
 
 def test_status_prints_mapped_ipv6_like_glibc():
     n = NodeStatus(0, "::ffff:198.18.0.1")
-    assert co.format_node_line(n) == "pnn:0 ::ffff:198.18.0.1 OK"
+    assert ctdb.format_node_line(n) == "pnn:0 ::ffff:198.18.0.1 OK"
