@@ -1,4 +1,5 @@
-"""`harness` command: gc (the reaper), bench, topology checks, and the demo.
+"""`harness` command: gc (the reaper), bench, topology checks, import of a field
+cluster's /etc/ctdb, and the demo.
 
 Bad input gets one line on stderr and exit status 2, never a traceback.
 """
@@ -12,7 +13,8 @@ import time
 from collections.abc import Sequence
 
 from harness import hostcheck, runs
-from harness.topology import TopologyError, default_topology, load_topology
+from harness.ctdb_import import CtdbImportError, format_mapping, import_ctdb_dir, parse_bond_spec
+from harness.topology import Bond, Topology, TopologyError, default_topology, load_topology
 
 
 class UsageError(Exception):
@@ -28,9 +30,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_topology(args: argparse.Namespace) -> int:
-    top = load_topology(args.file)
-    print(f"{args.file}: OK, {top.nodes} nodes, networks "
+def print_topology(label: str, top: Topology) -> None:
+    """The summary `harness topology` and `harness import-ctdb` print."""
+    print(f"{label}: OK, {top.nodes} nodes, networks "
           f"{', '.join(f'{n.name}={n.subnet}' for n in top.networks)}")
     for iface in top.interfaces:
         extra = f" bond {iface.bond.mode} over {','.join(iface.bond.slaves)}" if iface.bond else ""
@@ -38,6 +40,40 @@ def cmd_topology(args: argparse.Namespace) -> int:
     print("  public_addresses:")
     for pa in top.public_addresses:
         print(f"    {pa.line()}")
+
+
+def cmd_topology(args: argparse.Namespace) -> int:
+    print_topology(args.file, load_topology(args.file))
+    return 0
+
+
+def cmd_import_ctdb(args: argparse.Namespace) -> int:
+    bonds: dict[str, Bond] = {}
+    for spec in args.bond:
+        name, bond = parse_bond_spec(spec)
+        if name in bonds:
+            raise UsageError(f"--bond {name} is given twice; give each bond once")
+        bonds[name] = bond
+    imported = import_ctdb_dir(args.dir, bonds, args.private_iface)
+    for w in imported.warnings:
+        print(f"harness import-ctdb: warning: {w}", file=sys.stderr)
+    print_topology(args.dir, imported.topology)
+    print("tunables:" if imported.tunables else "tunables: none set (CTDB's defaults)")
+    for name, value in imported.tunables.items():
+        print(f"  {name}={value}")
+    print("script options:" if imported.script_options else "script options: none")
+    for name, text in imported.script_options.items():
+        print(f"  {name}={text}")
+    print(f"cluster lock: {imported.cluster_lock or 'none'} (informational)")
+    print("mapping (field -> harness):")
+    for line in format_mapping(imported.mapping).splitlines():
+        print(f"  {line}")
+    if args.save_topology:
+        imported.save_topology(args.save_topology)
+        print(f"topology written to {args.save_topology}")
+    if args.save_mapping:
+        imported.save_mapping(args.save_mapping)
+        print(f"mapping written to {args.save_mapping}")
     return 0
 
 
@@ -93,6 +129,16 @@ def parser() -> argparse.ArgumentParser:
     top = sub.add_parser("topology", help="check a TOML topology file and print it")
     top.add_argument("file")
     top.set_defaults(fn=cmd_topology)
+    imp = sub.add_parser("import-ctdb", help="turn a field cluster's /etc/ctdb into a topology")
+    imp.add_argument("dir", help="a copy of the field's /etc/ctdb")
+    imp.add_argument("--bond", action="append", default=[], metavar="SPEC",
+                     help="a bond the field has, NAME=MODE:SLAVE[,SLAVE...][:miimon=N], "
+                     "e.g. bond0=active-backup:eth1,eth2 (repeatable)")
+    imp.add_argument("--private-iface", default="eth0", metavar="NAME",
+                     help="the field's private interface (not in /etc/ctdb; default eth0)")
+    imp.add_argument("--save-topology", metavar="FILE", help="write the topology as TOML")
+    imp.add_argument("--save-mapping", metavar="FILE", help="write the mapping as JSON")
+    imp.set_defaults(fn=cmd_import_ctdb)
     b = sub.add_parser("bench", help="build+teardown medians (a benchmark, not a test)")
     b.add_argument("--nodes", type=_positive, nargs="+", default=[3, 16, 64])
     b.add_argument("--repeat", type=_positive, default=7)
@@ -112,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.fn(args) or 0)
-    except (UsageError, TopologyError) as e:
+    except (UsageError, TopologyError, CtdbImportError) as e:
         print(f"harness {args.cmd}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
