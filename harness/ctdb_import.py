@@ -68,24 +68,28 @@ from typing import Any
 import tomli_w
 
 from harness.builder import switch_port
-from harness.ctdb.config import (
+from harness.ctdb import (
+    DEFAULTS,
+    NAMES,
     ConfigError,
     NodeEntry,
+    PublicAddress,
+    TunableError,
+    Tunables,
     check_iface_name,
     parse_nodes,
     parse_public_addresses,
     parse_script_options,
     parse_tunables,
+    parse_value,
 )
-from harness.ctdb.config import PublicAddress as FieldPublicAddress
-from harness.ctdb.tunables import DEFAULTS, NAMES, TunableError, Tunables, find, parse_value
+from harness.ctdb.tunables import find
 from harness.topology import (
     BOND_MODES,
     MAX_NODES,
     Bond,
     Interface,
     Network,
-    PublicAddress,
     Topology,
     TopologyError,
 )
@@ -263,7 +267,7 @@ def _read(path: Path, required: bool = False) -> str | None:
 
 
 def _config(fn: Any, *args: Any) -> Any:
-    """Call one of harness.ctdb.config's parsers, its ConfigError becoming ours."""
+    """Call one of harness.ctdb's parsers, its ConfigError becoming ours."""
     try:
         return fn(*args)
     except ConfigError as e:
@@ -465,11 +469,11 @@ class _Group:
     entries: list[int]
     nets: list[ipaddress.IPv4Network]
 
-    def ips(self, pubs: Sequence[FieldPublicAddress]) -> list[int]:
+    def ips(self, pubs: Sequence[PublicAddress]) -> list[int]:
         return [int(pubs[i].address.ip) for i in self.entries]
 
 
-def _group_networks(pubs: Sequence[FieldPublicAddress]) -> list[_Group]:
+def _group_networks(pubs: Sequence[PublicAddress]) -> list[_Group]:
     """Interfaces sharing an address or an overlapping subnet are one network."""
     groups: list[_Group] = []
     for idx, pa in enumerate(pubs):
@@ -493,7 +497,7 @@ def _group_networks(pubs: Sequence[FieldPublicAddress]) -> list[_Group]:
     return groups
 
 
-def _assign_ranges(groups: list[_Group], pubs: Sequence[FieldPublicAddress],
+def _assign_ranges(groups: list[_Group], pubs: Sequence[PublicAddress],
                    src: str, lines: list[int], warnings: list[str]
                    ) -> list[ipaddress.IPv4Network]:
     """The harness range of each group, keeping the numeric order across groups."""
@@ -520,7 +524,7 @@ def _assign_ranges(groups: list[_Group], pubs: Sequence[FieldPublicAddress],
     return list(PUBLIC_RANGES[:len(groups)])
 
 
-def _place(group: _Group, rng: ipaddress.IPv4Network, pubs: Sequence[FieldPublicAddress],
+def _place(group: _Group, rng: ipaddress.IPv4Network, pubs: Sequence[PublicAddress],
            nodes: int, src: str, lines: list[int], warnings: list[str]
            ) -> dict[int, ipaddress.IPv4Interface]:
     """Harness address of each of the group's entries (see the module docstring)."""
@@ -577,7 +581,7 @@ def _read_publics(path: Path, nodes: int, node_ips: Mapping[str, int],
     if text is None:
         warnings.append(f"{src}: missing; the cluster has no public addresses")
         return _Publics([], [], [], {})
-    pubs: tuple[FieldPublicAddress, ...] = _config(parse_public_addresses, text, src)
+    pubs: tuple[PublicAddress, ...] = _config(parse_public_addresses, text, src)
     lines = _content_lines(text, public=True)
     for k, pa in enumerate(pubs):
         if pa.address.version != 4:

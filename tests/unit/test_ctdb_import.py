@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.ctdb import write_public_addresses
 from harness.ctdb_import import (
     CtdbImportError,
     bonds_from_table,
@@ -64,7 +65,7 @@ def test_four_node_sample():
     assert top.interfaces == (Interface("eth0", "private"), Interface("eth1", "public"),
                               Interface("eth2", "public2"))
     # last octets kept; eth2's field addresses are the higher, so it gets the higher range
-    assert top.public_addresses_text().splitlines() == [
+    assert write_public_addresses(top.public_addresses).splitlines() == [
         "198.51.100.101/24 eth1", "198.51.100.102/24 eth1", "198.51.100.103/24 eth1",
         "203.0.113.101/24 eth2", "203.0.113.102/24 eth2", "203.0.113.103/24 eth2"]
     assert top.source == str(FOUR)
@@ -167,7 +168,7 @@ def test_address_on_two_interfaces_keeps_both_and_joins_their_networks(tmp_path)
     top = import_ctdb_dir(d).topology
     assert [(i.name, i.network) for i in top.interfaces] == [
         ("eth0", "private"), ("eth1", "public"), ("eth2", "public2"), ("eth3", "public2")]
-    assert top.public_addresses_text().splitlines() == [
+    assert write_public_addresses(top.public_addresses).splitlines() == [
         "198.51.100.101/24 eth1", "203.0.113.101/24 eth2,eth3", "203.0.113.102/24 eth3"]
 
 
@@ -194,7 +195,7 @@ def test_colliding_last_octets_are_renumbered_in_order(tmp_path):
     d = etc(tmp_path, nodes=NODES4,
             public_addresses="10.20.1.3/24 eth1\n10.20.1.1/24 eth1\n10.20.1.2/24 eth1\n")
     got = import_ctdb_dir(d)
-    assert got.topology.public_addresses_text().splitlines() == [
+    assert write_public_addresses(got.topology.public_addresses).splitlines() == [
         "203.0.113.253/24 eth1", "203.0.113.251/24 eth1", "203.0.113.252/24 eth1"]
     assert got.warnings == [
         f"{d}/public_addresses:1: public addresses on eth1 renumbered to "
@@ -206,7 +207,7 @@ def test_short_prefix_becomes_24_and_long_prefix_is_kept(tmp_path):
     d = etc(tmp_path, nodes=NODES4, public_addresses=(
         "10.20.7.9/16 eth1\n10.20.8.9/16 eth1\n10.30.1.100/27 eth2\n10.30.1.101/27 eth2\n"))
     got = import_ctdb_dir(d)
-    assert got.topology.public_addresses_text().splitlines() == [
+    assert write_public_addresses(got.topology.public_addresses).splitlines() == [
         "198.51.100.252/24 eth1", "198.51.100.253/24 eth1",
         "203.0.113.100/27 eth2", "203.0.113.101/27 eth2"]
     assert got.warnings == [
