@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from harness.timeline import Event, Timeline, TimelineTimeout
+from harness.record import Event, Timeline, TimelineTimeout
 
 SCALE_ENV = "HARNESS_TIME_SCALE"
 

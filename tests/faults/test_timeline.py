@@ -10,8 +10,8 @@ import time
 import pytest
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from harness.probe import ClientProber, outages
-from harness.timeline import (
+from harness.record import (
+    ClientProber,
     Event,
     LogSpec,
     Recorder,
@@ -19,6 +19,7 @@ from harness.timeline import (
     TimelineTimeout,
     address_holders,
     ip_holders,
+    outages,
     status_flags,
 )
 
@@ -196,7 +197,7 @@ def test_status_poller_emits_changes_only(cluster, standin, timeline):
 
 
 def test_log_follower(tmp_path, timeline):
-    from harness.timeline import LogFollower
+    from harness.record import LogFollower
     log = tmp_path / "d.log"
     stop = threading.Event()
     f = LogFollower(LogSpec(log, node=1, pattern=r"UNHEALTHY|takeover"), timeline, stop)
