@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.timeline import Event, Timeline, TimelineTimeout
+from harness.record import Event, Timeline, TimelineTimeout
 
 SCALE_ENV = "HARNESS_TIME_SCALE"
 

@@ -22,15 +22,17 @@ from typing import Any
 
 from harness import builder, netns
 from harness.netns import NsRoute
+from harness.rtnl import LinkView, link_view
 from harness.runs import ProcRecord, RunState, alive
 from harness.topology import Network, Topology
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
-IFF_UP = 0x1
 
 
 @dataclass(frozen=True)
 class LinkState:
+    """One interface of a namespace, as a test asks about it (name, state, MAC)."""
+
     name: str
     index: int
     admin_up: bool
@@ -39,6 +41,13 @@ class LinkState:
     kind: str | None
     master: int | None
     mac: str | None
+
+    @classmethod
+    def of(cls, view: LinkView) -> LinkState:
+        """From the shared rtnetlink view, so tests and recorders read links alike."""
+        return cls(name=view.ifname, index=view.index, admin_up=view.admin,
+                   carrier=view.carrier, operstate=view.operstate, kind=view.kind,
+                   master=view.master, mac=view.mac)
 
 
 @dataclass(frozen=True)
@@ -49,25 +58,6 @@ class BondState:
     active_slave: str | None
     slaves: dict[str, bool]
     carrier: bool
-
-
-def _linkinfo(msg: Any, key: str) -> Any:
-    info = msg.get_attr("IFLA_LINKINFO")
-    return info.get_attr(key) if info is not None else None
-
-
-def _link_state(msg: Any) -> LinkState:
-    kind = _linkinfo(msg, "IFLA_INFO_KIND")
-    return LinkState(
-        name=msg.get_attr("IFLA_IFNAME"),
-        index=msg["index"],
-        admin_up=bool(msg["flags"] & IFF_UP),
-        carrier=bool(msg.get_attr("IFLA_CARRIER")),
-        operstate=msg.get_attr("IFLA_OPERSTATE") or "UNKNOWN",
-        kind=kind,
-        master=msg.get_attr("IFLA_MASTER"),
-        mac=msg.get_attr("IFLA_ADDRESS"),
-    )
 
 
 @dataclass
@@ -141,7 +131,8 @@ class Host:
         return netns.in_netns(self.netns, fn)
 
     def links(self) -> dict[str, LinkState]:
-        return self.netlink(lambda r: {s.name: s for s in map(_link_state, r.link("dump"))})
+        return self.netlink(
+            lambda r: {s.name: s for s in (LinkState.of(link_view(m)) for m in r.link("dump"))})
 
     def link(self, name: str) -> LinkState:
         return self.links()[name]
@@ -164,23 +155,16 @@ class Host:
 
     def bond_state(self, bond: str) -> BondState:
         def read(r: NsRoute) -> BondState:
-            links = list(r.link("dump"))
-            by_index = {m["index"]: m for m in links}
-            master = next(m for m in links if m.get_attr("IFLA_IFNAME") == bond)
-            data = _linkinfo(master, "IFLA_INFO_DATA")
-            active = data.get_attr("IFLA_BOND_ACTIVE_SLAVE") if data is not None else None
-            slaves = {}
-            for m in links:
-                if m.get_attr("IFLA_MASTER") == master["index"]:
-                    sdata = _linkinfo(m, "IFLA_INFO_SLAVE_DATA")
-                    mii = sdata.get_attr("IFLA_BOND_SLAVE_MII_STATUS") if sdata else None
-                    slaves[m.get_attr("IFLA_IFNAME")] = mii == 0
+            views = [link_view(m) for m in r.link("dump")]
+            by_index = {v.index: v for v in views}
+            master = next(v for v in views if v.ifname == bond)
+            active = by_index.get(master.active_slave) if master.active_slave is not None \
+                else None
             return BondState(
                 name=bond,
-                active_slave=by_index[active].get_attr("IFLA_IFNAME") if active in by_index
-                else None,
-                slaves=slaves,
-                carrier=bool(master.get_attr("IFLA_CARRIER")),
+                active_slave=active.ifname if active is not None else None,
+                slaves={v.ifname: bool(v.mii_up) for v in views if v.master == master.index},
+                carrier=master.carrier,
             )
         return self.netlink(read)
 

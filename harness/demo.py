@@ -19,8 +19,8 @@ from harness import hostcheck
 from harness.assertions import Bounds
 from harness.backends.base import Backend
 from harness.lab import Lab, running_cluster
+from harness.record import Event
 from harness.seed import SEED_NODE, SeedResult, run_seed, seed_topology
-from harness.timeline import Event
 
 
 def stamp() -> str:

@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from harness import builder, netns
 from harness.links import BondDevice, Veth
+from harness.record import Event, Predicate, Timeline
 from harness.runs import proc_start_time
-from harness.timeline import Event, Predicate, Timeline
 
 if TYPE_CHECKING:
     from harness.cluster import Cluster

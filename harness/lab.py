@@ -38,7 +38,7 @@ from harness.backends import registry
 from harness.backends.base import Backend
 from harness.cluster import Cluster
 from harness.faults import FaultError, Faults
-from harness.timeline import Recorder, Timeline
+from harness.record import Recorder, Timeline
 from harness.topology import Topology
 
 

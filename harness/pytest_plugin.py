@@ -18,7 +18,7 @@ from harness import backends, builder, hostcheck, lab, runs
 from harness.backends.base import Backend
 from harness.cluster import Cluster
 from harness.faults import Faults
-from harness.timeline import Recorder, Timeline
+from harness.record import Recorder, Timeline
 from harness.topology import Topology, TopologyError, default_topology
 
 VM_HINT = "the kernel has no bonding driver; run the bond tests in a VM with `make test-vm`"

@@ -17,8 +17,7 @@ from harness import builder
 from harness.assertions import Bounds, expect, expect_moved, has_flag
 from harness.faults import Fault
 from harness.lab import Lab
-from harness.probe import outages
-from harness.timeline import Event
+from harness.record import Event, outages
 from harness.topology import Topology, default_topology
 from harness.wait import wait_until
 

@@ -23,10 +23,11 @@ from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
 
+from harness.rtnl import IFF_UP
+
 T = TypeVar("T")
 ETH_P_ARP = 0x0806
 RTMGRP_LINK = 0x1
-IFF_UP = 0x1
 
 
 def refuse_host_namespace() -> None:

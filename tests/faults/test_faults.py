@@ -31,8 +31,8 @@ from harness.faults import (
     netem_available,
     process_state,
 )
+from harness.record import Recorder
 from harness.runs import proc_start_time
-from harness.timeline import Recorder
 
 PUBLIC_PLAIN = "eth1"
 

@@ -10,8 +10,8 @@ import time
 import pytest
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from harness.probe import ClientProber, outages
-from harness.timeline import (
+from harness.record import (
+    ClientProber,
     Event,
     LogSpec,
     Recorder,
@@ -19,6 +19,7 @@ from harness.timeline import (
     TimelineTimeout,
     address_holders,
     ip_holders,
+    outages,
     status_flags,
 )
 
@@ -196,7 +197,7 @@ def test_status_poller_emits_changes_only(cluster, standin, timeline):
 
 
 def test_log_follower(tmp_path, timeline):
-    from harness.timeline import LogFollower
+    from harness.record import LogFollower
     log = tmp_path / "d.log"
     stop = threading.Event()
     f = LogFollower(LogSpec(log, node=1, pattern=r"UNHEALTHY|takeover"), timeline, stop)
@@ -359,7 +360,7 @@ def test_fast_decoder_agrees_with_pyroute2(cluster):
     from pyroute2.netlink import rtnl
     from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-    from harness.timeline import _link_view, decode_rtnl
+    from harness.rtnl import decode_events, link_view
 
     def body(r):
         s = IPRSocket()
@@ -382,13 +383,13 @@ def test_fast_decoder_agrees_with_pyroute2(cluster):
     datagrams = cluster.nodes[0].netlink(body)
     kinds = set()
     for data in datagrams:
-        ours = decode_rtnl(data)
+        ours = decode_events(data)
         theirs = list(MarshalRtnl().parse(data))
         assert len(ours) == len(theirs)
         for o, m in zip(ours, theirs, strict=True):
             kinds.add(o[0])
             if o[0] == "link":
-                assert o[1] == m["index"] and o[2] == _link_view(m)
+                assert o[1] == m["index"] and o[2] == link_view(m)
             else:
                 assert (o[1], o[2], o[3]) == (m["index"], m.get_attr("IFA_ADDRESS"),
                                               m["prefixlen"])

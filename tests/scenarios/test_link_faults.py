@@ -10,7 +10,7 @@ plus slack.
 import pytest
 
 from harness.assertions import expect, expect_moved, expect_none, has_flag, is_ok
-from harness.probe import outages
+from harness.record import outages
 from harness.wait import wait_until
 
 FAULTY = 2

@@ -29,23 +29,23 @@ from __future__ import annotations
 import collections
 import contextlib
 import ipaddress
-import os
 import random
 import select
 import socket
 import struct
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Self
+
+from pyroute2 import IPRSocket
+from pyroute2.netlink import rtnl
 
 from harness import netns
-from harness.timeline import Event, RecorderStats, Timeline
+from harness.cluster import Client, Cluster
+from harness.record.component import RecorderThread
+from harness.record.events import Event, Timeline
 from harness.topology import FORBIDDEN
-
-if TYPE_CHECKING:
-    from harness.cluster import Client, Cluster
 
 ETH_P_ALL = 0x0003
 ETH_P_ARP = 0x0806
@@ -105,11 +105,13 @@ class _IpState:
     answered: int = 0
 
 
-class ClientProber:
+class ClientProber(RecorderThread):
     """Probes the cluster's public IPs from a client namespace, bounded in time.
 
     Use as a context manager, or start()/stop(). It stops by itself after
-    `duration` seconds or `max_rounds` rounds.
+    `duration` seconds or `max_rounds` rounds; stop() returns once the
+    outstanding echos are decided (as lost, if unanswered). It has its own
+    stop flag: the Recorder stops probers before the other recorders.
     """
 
     def __init__(self, cluster: Cluster, timeline: Timeline, client: Client | str | None = None,
@@ -120,18 +122,20 @@ class ClientProber:
             client = next(iter(cluster.clients.values()))
         elif isinstance(client, str):
             client = cluster.client(client)
-        self.cluster, self.timeline, self.client = cluster, timeline, client
         net = client.network
         assert net is not None
         if ips is None:
             ips = [p.address.ip for p in cluster.topology.public_addresses
                    if p.address.ip in net.subnet]
-        self.ips = [ipaddress.IPv4Address(str(x)) for x in ips]
-        for ip in self.ips:
+        targets = [ipaddress.IPv4Address(str(x)) for x in ips]
+        for ip in targets:
             # only ever send to the cluster's own segment
             if ip not in net.subnet or ip in FORBIDDEN or ip == net.subnet.broadcast_address:
                 raise ValueError(f"refusing to probe {ip}: not a host of the cluster's "
                                  f"{net.name} network {net.subnet}")
+        super().__init__(f"probe:{client.netns.rsplit('-', 1)[-1]}", timeline, wake_pipe=True)
+        self.cluster, self.client = cluster, client
+        self.ips = targets
         self.period = period
         self.timeout = timeout if timeout is not None else max(period, 0.1)
         self.duration = duration
@@ -141,14 +145,8 @@ class ClientProber:
         self.fake_mac = bytes([0x02, 0x66, 0x74, 0x68, random.randrange(256),
                                random.randrange(256)])
         self.mac_to_node: dict[str, int] = {}
-        self.stats = RecorderStats(f"probe:{client.netns.rsplit('-', 1)[-1]}")
         self.rounds = 0
         self.state: dict[str, _IpState] = {str(ip): _IpState(str(ip)) for ip in self.ips}
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
 
     # -- control ---------------------------------------------------------------------
     def refresh_macs(self) -> None:
@@ -160,34 +158,15 @@ class ClientProber:
                     m[link.mac] = n.pnn
         self.mac_to_node = m
 
-    def start(self) -> ClientProber:
+    def start(self) -> Self:
         self.refresh_macs()
-        self._thread = threading.Thread(target=self._outer, name="prober", daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
-    def wait_ready(self, timeout: float = 5.0) -> bool:
-        return self._ready.wait(timeout)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop probing; outstanding echos are decided (as lost) before return."""
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-        self.join(timeout)
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def __enter__(self) -> ClientProber:
+    def __enter__(self) -> Self:
         self.start()
         if not self.wait_ready():
             self.stop()
-            raise TimeoutError(f"prober not ready: {self._error}")
+            raise TimeoutError(f"prober not ready: {self.error}")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -202,18 +181,12 @@ class ClientProber:
                      "sent": s.sent, "answered": s.answered} for ip, s in self.state.items()}
 
     # -- the thread ------------------------------------------------------------------------
-    def _outer(self) -> None:
-        try:
-            netns.in_netns(self.client.netns, self._body)
-        except BaseException as e:  # noqa: BLE001 - reported on the timeline
-            self._error = e
-            self.stats.errors.append(f"{type(e).__name__}: {e}")
-            self.timeline.mark("probe", "probe.error", None, error=f"{type(e).__name__}: {e}")
-        finally:
-            self._ready.set()
-            for fd in (self._wake_r, self._wake_w):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+    def run(self) -> None:
+        netns.in_netns(self.client.netns, self._body)
+
+    def report_error(self, e: BaseException) -> None:
+        """A prober's failure is a probe event: readers of probe.* see it there."""
+        self.timeline.mark("probe", "probe.error", None, error=f"{type(e).__name__}: {e}")
 
     def _check_ns(self, sock: socket.socket | Any) -> None:
         got, want = netns.socket_netns_ino(sock.fileno()), netns.netns_ino(self.client.netns)
@@ -222,17 +195,16 @@ class ClientProber:
                 f"prober socket is in namespace inode {got}, not the client's {want}")
 
     def _emit(self, kind: str, node: int | None, t: float, **data: Any) -> Event:
-        self.stats.events += 1
-        return self.timeline.add(Event(t, "probe", kind, node, data))
+        return self.emit("probe", kind, node, t, **data)
 
     def _node(self, mac: str | None) -> int | None:
         return self.mac_to_node.get(mac) if mac else None
 
     def _body(self, route: netns.NsRoute) -> None:
-        from pyroute2 import IPRSocket
-        from pyroute2.netlink import rtnl
+        with self.counting_cpu():
+            self._probe(route)
 
-        t_cpu = time.thread_time()
+    def _probe(self, route: netns.NsRoute) -> None:
         ifindex = route.link_lookup(ifname=self.iface)[0]
         pkt = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         icmp = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -252,13 +224,12 @@ class ClientProber:
             self._emit("probe.start", None, t, client=self.client.netns,
                        ips=[str(i) for i in self.ips], period=self.period, timeout=self.timeout,
                        macs={m: n for m, n in self.mac_to_node.items()})
-            self._ready.set()
+            self.ready.set()
             self._loop(pkt, icmp, nl, ifindex)
         finally:
             pkt.close()
             icmp.close()
             nl.close()
-            self.stats.cpu_s += time.thread_time() - t_cpu
 
     def _loop(self, pkt: socket.socket, icmp: socket.socket, nl: Any, ifindex: int) -> None:
         t_start = time.monotonic()
@@ -267,7 +238,7 @@ class ClientProber:
         seq = 0
         while True:
             now = time.monotonic()
-            done = (self._stop.is_set() or now >= end
+            done = (self.stop_flag.is_set() or now >= end
                     or (self.max_rounds is not None and self.rounds >= self.max_rounds))
             if done:
                 break
@@ -295,7 +266,7 @@ class ClientProber:
                 if s.pending:
                     wait = min(wait, next(iter(s.pending.values())) + self.timeout
                                - time.monotonic())
-            rd, _, _ = select.select([pkt, nl.socket, self._wake_r], [], [], max(0.0, wait))
+            rd, _, _ = select.select([pkt, nl.socket, self.wake_fd], [], [], max(0.0, wait))
             if pkt in rd:
                 self._drain(pkt)
             if nl.socket in rd:
@@ -420,58 +391,3 @@ class ClientProber:
             self._emit("probe.neigh", self._node(mac), t, ip=s.ip, mac=mac, state=state,
                        prev_mac=prev)
         s.neigh = (mac, state)
-
-
-# -- reading the prober's events -------------------------------------------------------
-
-@dataclass(frozen=True)
-class Outage:
-    """An interval in which probes of `ip` went unanswered.
-
-    start: the first failed probe's event; end: the first answered one after
-    it (None if the outage lasted to the end). The true outage lies between
-    `lo` (first to last failed probe) and `hi` (last good probe before to
-    first good probe after); `duration` is from the first failed to the
-    first good probe.
-    """
-
-    ip: str
-    start: Event
-    end: Event | None
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.end is None else self.end.t - self.start.t
-
-    @property
-    def lo(self) -> float | None:
-        if self.end is None or self.end.get("last_prev_t") is None:
-            return None
-        return self.end["last_prev_t"] - self.start.t
-
-    @property
-    def hi(self) -> float | None:
-        if self.end is None:
-            return None
-        before = self.start.get("last_prev_t")
-        return self.end.t - (before if before is not None else self.start.t)
-
-
-def outages(timeline: Timeline, ip: str | ipaddress.IPv4Address, kind: str = "probe.icmp",
-            since: float | Event | None = None, until: float | Event | None = None
-            ) -> list[Outage]:
-    """Outages of `ip` seen by ICMP ("probe.icmp", what a client experiences) or by
-    ARP ("probe.arp", whether anyone claims the IP). The first probe's state
-    counts too: an IP that never answered from the start is one open outage."""
-    key = "ok" if kind == "probe.icmp" else "answered"
-    out: list[Outage] = []
-    start: Event | None = None
-    for e in timeline.events(kind, since=since, until=until, ip=str(ip)):
-        if not e[key] and start is None:
-            start = e
-        elif e[key] and start is not None:
-            out.append(Outage(str(ip), start, e))
-            start = None
-    if start is not None:
-        out.append(Outage(str(ip), start, None))
-    return out

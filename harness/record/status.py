@@ -1,0 +1,105 @@
+"""Status pollers: what each node's daemon says about the cluster, as changes.
+
+Event kinds (source "status"): flags (a node's flags as one node sees them),
+holder (who holds a public IP), ctl.error / ctl.ok (the ctl stopped or
+started answering); their data is listed in harness.record. Both
+implementations' `ctdb -X` output is read by harness.ctdb.output.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from harness.ctdb import output as ctdbout
+from harness.record.component import RecorderThread
+from harness.record.events import Timeline
+
+CtlFn = Callable[..., str]
+
+
+def status_flags(text: str) -> dict[int, tuple[str, ...]]:
+    """`ctdb -X status` (either implementation) -> {pnn: flag names}, ("OK",) when none.
+
+    Parsed by harness.ctdb.output, the one parser for both implementations' output.
+    """
+    return {n.pnn: tuple(n.flags_text.split("|")) for n in ctdbout.parse_status(text).nodes}
+
+
+def ip_holders(text: str) -> dict[str, int | None]:
+    """`ctdb -X ip` -> {ip: pnn or None when unassigned (-1)}."""
+    return {str(ip): (None if p < 0 else p) for ip, p in ctdbout.parse_ip(text).items()}
+
+
+class StatusPoller(RecorderThread):
+    """Polls one node's `-X status` and `-X ip`, emitting only changes.
+
+    One poller per node, so a hung daemon (a ctl that blocks until its
+    timeout) delays only its own node's view. `flags` events are about the
+    subject node (`node`), seen `by` the polled node; `holder` events name the
+    holder as `node`.
+    """
+
+    def __init__(self, pnn: int, ctl: CtlFn, timeline: Timeline, stop: threading.Event,
+                 interval: float = 0.1, ips: bool = True) -> None:
+        super().__init__(f"status:{pnn}", timeline, stop)
+        self.pnn, self.ctl, self.interval, self.poll_ips = pnn, ctl, interval, ips
+        self.flags: dict[int, tuple[str, ...]] = {}
+        self.holders: dict[str, int | None] = {}
+        self.failing: dict[str, str] = {}
+        self.polls = 0
+
+    def run(self) -> None:
+        with self.counting_cpu():
+            nxt = time.monotonic()
+            first = True
+            while not self.stop_flag.is_set():
+                self._poll("status", first)
+                if self.poll_ips:
+                    self._poll("ip", first)
+                self.polls += 1
+                if first:
+                    self.ready.set()
+                    first = False
+                nxt += self.interval
+                now = time.monotonic()
+                if nxt < now:  # a slow ctl: skip the ticks it missed
+                    nxt = now + self.interval
+                self.stop_flag.wait(nxt - now if nxt > now else 0)
+
+    def _poll(self, what: str, first: bool) -> None:
+        t_sent = time.monotonic()
+        try:
+            out = self.ctl(self.pnn, "-X", what)
+            t = time.monotonic()
+            parsed = status_flags(out) if what == "status" else ip_holders(out)
+        except Exception as e:  # noqa: BLE001 - a dead daemon is data, not an error
+            t = time.monotonic()
+            msg = f"{type(e).__name__}: {e}".strip()[:300]
+            if what not in self.failing:
+                self.failing[what] = msg
+                self.emit("status", "ctl.error", self.pnn, t, cmd=what, error=msg)
+            return
+        if self.failing.pop(what, None) is not None:
+            self.emit("status", "ctl.ok", self.pnn, t, cmd=what)
+        lat = round((t - t_sent) * 1000, 2)
+        if what == "status":
+            for pnn, flags in sorted(parsed.items()):  # type: ignore[union-attr]
+                prev = self.flags.get(pnn)
+                if prev != flags:
+                    self.flags[pnn] = flags
+                    extra = {"initial": True} if prev is None else {}
+                    self.emit("status", "flags", pnn, t, flags=list(flags),
+                              prev=list(prev) if prev else None, by=self.pnn, latency_ms=lat,
+                              **extra)
+        else:
+            for ip, holder in sorted(parsed.items()):  # type: ignore[union-attr]
+                known = ip in self.holders
+                prev = self.holders.get(ip)
+                if not known or prev != holder:
+                    self.holders[ip] = holder
+                    extra = {"initial": True} if not known else {}
+                    self.emit("status", "holder", holder, t, ip=ip, pnn=holder, prev=prev,
+                              by=self.pnn, latency_ms=lat, **extra)
+
