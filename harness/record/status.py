@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from harness.ctdb import output as ctdbout
+from harness.ctdb import parse_ip, parse_status
 from harness.record.component import RecorderThread
 from harness.record.events import Timeline
 
@@ -24,12 +24,12 @@ def status_flags(text: str) -> dict[int, tuple[str, ...]]:
 
     Parsed by harness.ctdb.output, the one parser for both implementations' output.
     """
-    return {n.pnn: tuple(n.flags_text.split("|")) for n in ctdbout.parse_status(text).nodes}
+    return {n.pnn: tuple(n.flags_text.split("|")) for n in parse_status(text).nodes}
 
 
 def ip_holders(text: str) -> dict[str, int | None]:
     """`ctdb -X ip` -> {ip: pnn or None when unassigned (-1)}."""
-    return {str(ip): (None if p < 0 else p) for ip, p in ctdbout.parse_ip(text).items()}
+    return {str(ip): (None if p < 0 else p) for ip, p in parse_ip(text).items()}
 
 
 class StatusPoller(RecorderThread):
