@@ -58,14 +58,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-
-import tomli_w
 
 from harness.builder import switch_port
 from harness.ctdb import (
@@ -92,6 +91,7 @@ from harness.topology import (
     Network,
     Topology,
     TopologyError,
+    save_topology,
 )
 
 PRIVATE_NETWORK = Network("private", ipaddress.IPv4Network("198.18.0.0/24"))
@@ -140,41 +140,26 @@ class ImportedCluster:
 
     def save_mapping(self, path: str | Path) -> None:
         """The mapping as a JSON object, to translate the customer's logs later."""
-        _write(Path(path), json.dumps(self.mapping, indent=2) + "\n")
+        p = Path(path)
+        with _writing(p):
+            p.write_text(json.dumps(self.mapping, indent=2) + "\n")
 
     def save_topology(self, path: str | Path) -> None:
         """The topology as TOML that `load_topology` reads back to an equal Topology."""
-        header = f"# imported from {self.topology.source} by `harness import-ctdb`\n"
-        _write(Path(path), header + tomli_w.dumps(topology_dict(self.topology)))
+        p = Path(path)
+        with _writing(p):
+            save_topology(self.topology, p,
+                          f"imported from {self.topology.source} by `harness import-ctdb`")
 
 
-def _write(path: Path, text: str) -> None:
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An OSError while writing `path` becomes the import's one-line error."""
     try:
-        path.write_text(text)
+        yield
     except OSError as e:
         raise CtdbImportError(str(path), None, f"cannot write it ({e.strerror})",
                               "check the path and its permissions") from None
-
-
-def topology_dict(top: Topology) -> dict[str, Any]:
-    """A Topology as the TOML tables `topology_from_dict` reads."""
-    interfaces: dict[str, Any] = {}
-    for i in top.interfaces:
-        spec: dict[str, Any] = {"network": i.network}
-        if i.bond:
-            b = i.bond
-            spec["bond"] = {"mode": b.mode, "miimon": b.miimon, "updelay": b.updelay,
-                            "downdelay": b.downdelay, "slaves": list(b.slaves)}
-            if b.primary is not None:
-                spec["bond"]["primary"] = b.primary
-        interfaces[i.name] = spec
-    return {
-        "nodes": top.nodes,
-        "private_network": top.private_network,
-        "networks": {n.name: {"subnet": str(n.subnet)} for n in top.networks},
-        "interfaces": interfaces,
-        "public_addresses": [p.line() for p in top.public_addresses],
-    }
 
 
 def format_mapping(mapping: Mapping[str, str]) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from harness.ctdb import ConfigError, PublicAddress, parse_address, parse_public_addresses
 
 BOND_MODES = ("active-backup", "802.3ad", "balance-rr")
@@ -174,7 +176,9 @@ class Topology:
 
         Bonds are named bond0, bond1, ...; their slaves eth1, eth2, ... in order.
         """
-        out, rename, next_port = [], {}, 1
+        out: list[Interface] = []
+        rename: dict[str, str] = {}
+        next_port = 1
         for i in self.interfaces:
             if i.network == self.private_network:
                 out.append(i)
@@ -249,7 +253,7 @@ class Topology:
                 f"{self.private_network!r}"
             )
         ifnames = {i.name for i in self.interfaces}
-        seen_ips: set[ipaddress.IPv4Address] = set()
+        seen_ips: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
         for p in self.public_addresses:
             where = f"{src}: public_addresses {p.line()!r}"
             for x in p.ifaces:
@@ -385,3 +389,39 @@ def load_topology(path: str | Path) -> Topology:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise TopologyError(f"{p}: not valid TOML ({e}); fix the syntax") from None
     return topology_from_dict(data, str(p))
+
+
+def topology_to_dict(top: Topology) -> dict[str, Any]:
+    """`top` as the tables `topology_from_dict` reads: its inverse, for writing TOML.
+
+    Every bond setting is written, defaults included, so that a later change
+    of a default cannot change what a saved topology builds.
+    """
+    interfaces: dict[str, Any] = {}
+    for i in top.interfaces:
+        spec: dict[str, Any] = {"network": i.network}
+        if i.bond:
+            b = i.bond
+            spec["bond"] = {"mode": b.mode, "miimon": b.miimon, "updelay": b.updelay,
+                            "downdelay": b.downdelay, "slaves": list(b.slaves)}
+            if b.primary is not None:
+                spec["bond"]["primary"] = b.primary
+        interfaces[i.name] = spec
+    return {
+        "nodes": top.nodes,
+        "private_network": top.private_network,
+        "networks": {n.name: {"subnet": str(n.subnet)} for n in top.networks},
+        "interfaces": interfaces,
+        "public_addresses": [p.line() for p in top.public_addresses],
+    }
+
+
+def save_topology(top: Topology, path: str | Path, comment: str | None = None) -> None:
+    """Write `top` as a TOML file that `load_topology` reads back to an equal Topology.
+
+    `comment` (one line, without the ``#``) heads the file, to say where the
+    topology came from.  An OSError from writing is raised as it is: what
+    to call the failure (and which error type) is the caller's business.
+    """
+    header = "" if comment is None else f"# {comment}\n"
+    Path(path).write_text(header + tomli_w.dumps(topology_to_dict(top)))

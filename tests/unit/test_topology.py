@@ -7,7 +7,13 @@ import sys
 import pytest
 
 from harness.ctdb import write_public_addresses
-from harness.topology import TopologyError, default_topology, load_topology
+from harness.topology import (
+    TopologyError,
+    default_topology,
+    load_topology,
+    save_topology,
+    topology_to_dict,
+)
 
 
 def test_default_is_the_seed_cluster():
@@ -54,6 +60,17 @@ network = "public"
     t = load_topology(f)
     assert t.nodes == 5 and t.network("public").subnet == ipaddress.ip_network("198.51.100.0/24")
     assert t.public_addresses[1].line() == "198.51.100.51/24 eth1"
+
+
+def test_saved_topology_loads_back_equal(tmp_path):
+    bonded = default_topology(4).plain().with_bond("802.3ad", 2, miimon=50, downdelay=200)
+    for t in (default_topology(), bonded, bonded.plain()):
+        save_topology(t, tmp_path / "t.toml", "a comment")
+        assert (tmp_path / "t.toml").read_text().startswith("# a comment\nnodes = ")
+        assert load_topology(tmp_path / "t.toml") == t
+    assert topology_to_dict(bonded)["interfaces"]["bond0"]["bond"] == {
+        "mode": "802.3ad", "miimon": 50, "updelay": 0, "downdelay": 200,
+        "slaves": ["eth1", "eth2"]}
 
 
 @pytest.mark.parametrize("body,expect", [
