@@ -34,7 +34,7 @@ class _Group:
 
     ifaces: list[str]
     entries: list[int]
-    nets: list[ipaddress.IPv4Network]
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
     def ips(self, pubs: Sequence[PublicAddress]) -> list[int]:
         return [int(pubs[i].address.ip) for i in self.entries]
@@ -143,6 +143,11 @@ class Publics:
 
 def read_publics(path: Path, nodes: int, node_ips: Mapping[str, int],
                  private_iface: str, warnings: list[str]) -> Publics:
+    """The public_addresses file placed in the harness's ranges; refuses what it cannot build.
+
+    `node_ips` (field private address -> pnn) is there to refuse a public
+    address that is also a node's.
+    """
     text = read_file(path)
     src = str(path)
     if text is None:

@@ -8,9 +8,10 @@ several files set (see the package docstring for the precedence).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import ParamSpec, TypeVar
 
 from harness.ctdb import (
     DEFAULTS,
@@ -29,6 +30,9 @@ from harness.ctdb_import.model import CtdbImportError
 from harness.topology import MAX_NODES
 
 _SET_PREFIX = "CTDB_SET_"
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def read_file(path: Path, required: bool = False) -> str | None:
@@ -52,10 +56,13 @@ def read_file(path: Path, required: bool = False) -> str | None:
                               "save the file as UTF-8 (or plain ASCII)") from None
 
 
-def parsed(fn: Any, *args: Any) -> Any:
-    """Call one of harness.ctdb's parsers, its ConfigError becoming ours."""
+def parsed(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Call one of harness.ctdb's parsers, its ConfigError becoming ours.
+
+    Typed by `fn`, so a parser's result keeps its type through the call.
+    """
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except ConfigError as e:
         raise CtdbImportError.from_config(e) from None
 
@@ -63,7 +70,9 @@ def parsed(fn: Any, *args: Any) -> Any:
 # -- nodes -----------------------------------------------------------------------------
 
 def entry_lines(text: str, public: bool) -> list[int]:
-    """Line numbers of the entries config's parsers return, in their order.
+    """Line numbers of the entries harness.ctdb's parsers return, in their order.
+
+    The parsers return entries without lines; errors about an entry need its line.
 
     nodes: every non-blank line is an entry (a '#' line a deleted node);
     public_addresses: blank and '#' lines are skipped.
@@ -129,6 +138,7 @@ class _ShellFile:
 
 
 def _shell_file(path: Path) -> _ShellFile | None:
+    """The file's settings as the event scripts' shell reads them; None if it is absent."""
     text = read_file(path)
     if text is None:
         return None
@@ -255,8 +265,17 @@ _LEGACY_NOT_OPTIONS = ("CTDB_RECOVERY_LOCK", "CTDB_NODES", "CTDB_PUBLIC_ADDRESSE
 """Legacy ctdbd.conf settings that are the daemon's, not the event scripts'."""
 
 
-def read_settings(d: Path, warnings: list[str]
-                  ) -> tuple[dict[str, int], dict[str, str], str | None]:
+@dataclass
+class Settings:
+    """What the daemon and its event scripts are configured with, from every file."""
+
+    tunables: dict[str, int]
+    """Canonical name -> value, in CTDB's order; only the names the files set."""
+    script_options: dict[str, str]
+    cluster_lock: str | None
+
+
+def read_settings(d: Path, warnings: list[str]) -> Settings:
     """Tunables, script options and cluster lock from every file that holds them."""
     legacy = _shell_file(d / "ctdbd.conf")
     options_files = [f for f in (_shell_file(d / "script.options"),
@@ -269,9 +288,9 @@ def read_settings(d: Path, warnings: list[str]
         tunable_sources.append((legacy.path, _set_tunables(legacy)))
         cluster_lock = legacy.values.get("CTDB_RECOVERY_LOCK") or None
         for key, base in (("CTDB_NODES", "nodes"), ("CTDB_PUBLIC_ADDRESSES", "public_addresses")):
-            value = legacy.values.get(key)
-            if value and Path(value).name != base:
-                warnings.append(f"{legacy.path}:{legacy.lines[key]}: {key}={value}; this "
+            configured = legacy.values.get(key)
+            if configured and Path(configured).name != base:
+                warnings.append(f"{legacy.path}:{legacy.lines[key]}: {key}={configured}; this "
                                 f"import reads {d / base} - copy that file there")
         script_options.update({k: v for k, v in legacy.values.items()
                                if not k.startswith(_SET_PREFIX) and k not in _LEGACY_NOT_OPTIONS})
@@ -289,5 +308,5 @@ def read_settings(d: Path, warnings: list[str]
                                 f"from {set_in[name]}")
             tunables[name], set_in[name] = value, src
     conf_lock = _read_ctdb_conf(d / "ctdb.conf", warnings)
-    return ({n: tunables[n] for n in NAMES if n in tunables}, script_options,
-            conf_lock if conf_lock is not None else cluster_lock)
+    return Settings({n: tunables[n] for n in NAMES if n in tunables}, script_options,
+                    conf_lock if conf_lock is not None else cluster_lock)

@@ -42,7 +42,7 @@ def import_ctdb_dir(path: str | Path, bonds: Mapping[str, Bond] = _NO_BONDS,
     interfaces = node_interfaces(private_iface, publics, bonds, nodes,
                                  str(d / "public_addresses"), warnings)
 
-    tunables, script_options, cluster_lock = read_settings(d, warnings)
+    settings = read_settings(d, warnings)
 
     top = Topology(
         nodes=nodes,
@@ -58,6 +58,6 @@ def import_ctdb_dir(path: str | Path, bonds: Mapping[str, Bond] = _NO_BONDS,
         raise CtdbImportError(str(d), None, f"the imported topology is invalid ({e})",
                               "report this: the import should have refused the input") from None
     return ImportedCluster(
-        topology=top, tunables=tunables, script_options=script_options, mapping=mapping,
-        cluster_lock=cluster_lock, warnings=warnings,
+        topology=top, tunables=settings.tunables, script_options=settings.script_options,
+        mapping=mapping, cluster_lock=settings.cluster_lock, warnings=warnings,
         deleted_nodes=tuple(e.pnn for e in entries if e.deleted))

@@ -25,13 +25,13 @@ def node_interfaces(private_iface: str, publics: Publics, bonds: Mapping[str, Bo
     named += [(n, net, pa_src, line) for n, net, line in publics.interfaces]
     names = {n for n, _, _, _ in named}
     owner: dict[str, str] = {}
-    for bond_name, bond in bonds.items():
+    for bond_name, field_bond in bonds.items():
         if bond_name not in names:
             raise CtdbImportError(f"--bond {bond_name}", None,
                                   f"no interface {bond_name} in {pa_src} and it is not the "
                                   f"private interface {private_iface}",
                                   "bond an interface the cluster uses")
-        for s in bond.slaves:
+        for s in field_bond.slaves:
             if s in names:
                 raise CtdbImportError(f"--bond {bond_name}", None,
                                       f"slave {s} is also an interface of the cluster",
