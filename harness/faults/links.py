@@ -206,17 +206,17 @@ class DeleteInterface(Fault):
         addressed, then up; the switch end with its old MAC on the bridge, up.
         The span runs from the veth's creation to the bridge port's coming up."""
         port, peer = self.ifname, builder.switch_port(self.node or 0, self.ifname)
-        alias = f"fth run {self.cluster.run_id} node {self.node or 0}"
         sw = self.cluster.plan.switch
         fd = os.open(netns.netns_path(sw), os.O_RDONLY | os.O_CLOEXEC)
         try:
             def node_body(r: netns.NsRoute) -> float:
                 self._wait_at()
                 t0 = time.monotonic()
-                Veth(port, peer, fd, alias).create(r)
+                # created down: the MAC is set and a slave enslaved first (the
+                # kernel refuses to enslave a link that is up)
+                Veth(port, peer, fd, up=False).create(r)
                 r.link("set", ifname=port, address=self.saved["mac"])
                 if owner.bond is not None:
-                    r.link("set", ifname=port, state="down")
                     r.link("set", ifname=port, master=r.link_lookup(ifname=owner.name)[0])
                 else:
                     self._node_address(r, port, owner.network)
