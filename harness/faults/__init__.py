@@ -13,7 +13,8 @@ prepared beforehand (Flap, Triggered).
 
 Modules, one job each:
   base       Fault, its errors, Span, what daemon faults need of a backend
-  links      admin-down, pulled cables, bond slaves, deleted interfaces
+  links      admin-down, pulled cables, bond slaves, deleted interfaces,
+             and public_link_fault (the seed's experiment on any topology)
   switch     nftables drops on the switch's bridges; netem on a cable
   daemons    signals, stop/restart through the backend, a hung monitor
   timing     Flap and Triggered around an inner fault
@@ -44,6 +45,8 @@ from harness.faults.links import (
     all_bond_slaves_lost,
     bond_slave_lost,
     bond_slaves,
+    public_interface,
+    public_link_fault,
     set_links,
 )
 from harness.faults.switch import (
@@ -61,5 +64,6 @@ __all__ = [
     "FaultError", "Faults", "Flap", "HangMonitor", "Netem", "NftDrop", "OneWayLoss",
     "PacketLoss", "Partition", "PullCable", "RestartDaemon", "SignalDaemon", "Span",
     "StopDaemon", "Triggered", "all_bond_slaves_lost", "bond_slave_lost", "bond_slaves",
-    "hang_daemon", "kill_daemon", "netem_available", "process_state", "set_links",
+    "hang_daemon", "kill_daemon", "netem_available", "process_state", "public_interface",
+    "public_link_fault", "set_links",
 ]

@@ -4,6 +4,7 @@ and backend, and remembers them so a test's teardown can undo what is left.
     faults = Faults(cluster, timeline, backend)
     with faults.pull_cable(1, "eth1"):
         ...
+    fault = faults.public_link(2).apply()   # the seed's experiment, any topology
     faults.undo_all()   # in teardown: whatever is still applied
 
 The pytest plugin's `faults` fixture is one of these. Tests and tools change
@@ -31,6 +32,7 @@ from harness.faults.links import (
     PullCable,
     all_bond_slaves_lost,
     bond_slave_lost,
+    public_link_fault,
 )
 from harness.faults.switch import Netem, OneWayLoss, PacketLoss, Partition
 from harness.faults.timing import Flap, Triggered
@@ -75,6 +77,13 @@ class Faults:
 
     def delete_interface(self, pnn: int, ifname: str) -> DeleteInterface:
         return self._keep(DeleteInterface(self.cluster, pnn, ifname, self.timeline))
+
+    def public_link(self, pnn: int) -> Fault:
+        """Node pnn loses its public link, the seed's experiment in the form that
+        works on this topology: AdminDown of the public bond's (only or active)
+        slave, or PullCable of a plain public interface, whose admin-down
+        CTDB's 10.interface would heal. See links.public_link_fault."""
+        return self._keep(public_link_fault(self.cluster, pnn, self.timeline))
 
     # networks
     def isolate(self, pnn: int, network: str | None = None) -> Partition:

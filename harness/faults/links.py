@@ -104,12 +104,20 @@ def bond_slaves(cluster: Cluster, bond: str) -> tuple[str, ...]:
     return iface.bond.slaves
 
 
+def _active_slave(cluster: Cluster, pnn: int, bond: str) -> str:
+    """The slave carrying the bond's traffic now: the only one, or the kernel's
+    active slave (the first slave where the kernel names none, as in 802.3ad)."""
+    slaves = bond_slaves(cluster, bond)
+    if len(slaves) == 1:
+        return slaves[0]
+    return cluster.nodes[pnn].bond_state(bond).active_slave or slaves[0]
+
+
 def bond_slave_lost(cluster: Cluster, pnn: int, bond: str = "bond0", slave: str | None = None,
                     timeline: Timeline | None = None) -> PullCable:
     """One bond slave's cable pulled: the active slave unless `slave` is named."""
     if slave is None:
-        active = cluster.nodes[pnn].bond_state(bond).active_slave
-        slave = active or bond_slaves(cluster, bond)[0]
+        slave = _active_slave(cluster, pnn, bond)
     if slave not in bond_slaves(cluster, bond):
         raise FaultError(f"{slave} is not a slave of {bond}")
     return PullCable(cluster, pnn, slave, timeline)
@@ -119,6 +127,45 @@ def all_bond_slaves_lost(cluster: Cluster, pnn: int, bond: str = "bond0",
                          timeline: Timeline | None = None) -> PullCable:
     """Every slave's cable pulled at once (one netlink burst)."""
     return PullCable(cluster, pnn, bond_slaves(cluster, bond), timeline)
+
+
+# -- the seed's experiment -------------------------------------------------------------
+
+def public_interface(cluster: Cluster) -> Interface:
+    """The node's one interface on a public network (FaultError if there are
+    several: then "the public link" is ambiguous and the caller must name one)."""
+    top = cluster.topology
+    public = [i for i in top.interfaces if i.network != top.private_network]
+    if len(public) != 1:
+        names = ", ".join(i.name for i in public) or "none"
+        raise FaultError(f"{top.source}: {len(public)} public interfaces ({names}); name the "
+                         "link to fault (Faults.pull_cable / Faults.admin_down)")
+    return public[0]
+
+
+def public_link_fault(cluster: Cluster, pnn: int, timeline: Timeline | None = None) -> Fault:
+    """The seed's experiment, "node pnn loses its public link", as the fault that
+    does it on this cluster's topology.
+
+    The seed runs `ifconfig eth0 down` inside the node, on the only slave of
+    the public bond: the bond loses carrier and CTDB's 10.interface reports
+    no link. So where the public interface is a bond this is AdminDown of
+    the bond's slave inside the node (the only slave; with several, the
+    active one, and the bond fails over instead of losing its link - use
+    all_bond_slaves_lost for that).
+
+    Where the public interface is a plain veth, the same admin-down would not
+    be a lost link for long: 10.interface runs `ip link set IFACE up` when it
+    finds an interface down, and the node stays healthy. The equivalent
+    there is a pulled cable (PullCable: the switch end goes down, the node
+    sees carrier loss that nothing inside it can heal).
+
+    Decided when called: the active slave is read from the kernel then.
+    """
+    iface = public_interface(cluster)
+    if iface.bond is not None:
+        return AdminDown(cluster, pnn, _active_slave(cluster, pnn, iface.name), timeline)
+    return PullCable(cluster, pnn, iface.name, timeline)
 
 
 # -- deleting interfaces ---------------------------------------------------------------

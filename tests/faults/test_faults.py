@@ -167,6 +167,25 @@ def test_deleted_veth_port_comes_back_as_the_builder_made_it(cluster, timeline, 
     assert node.addresses(port) == before_addrs
 
 
+@pytest.mark.parametrize("public", [
+    pytest.param("eth1", marks=pytest.mark.cluster(plain=True), id="plain"),
+    pytest.param("bond0", marks=pytest.mark.needs_bonding, id="seed-bond"),
+])
+def test_public_link_fault_takes_the_public_link_away(cluster, timeline, rec, public):
+    """Plain eth1: its cable is pulled; the seed's bond0: its only slave is set
+    down inside the node. Either way the public interface loses carrier."""
+    f = Faults(cluster, timeline).public_link(2)
+    assert isinstance(f, PullCable if public == "eth1" else AdminDown)
+    ip = cluster.nodes[2].address("public").ip
+    with f:
+        timeline.wait_for("link.carrier", node=2, ifname=public, up=False,
+                          after=f.apply_event, timeout=5 * SCALE)
+        assert not ping(cluster.client(), ip, wait=0.3)
+    timeline.wait_for("link.carrier", node=2, ifname=public, up=True, after=f.undo_event,
+                      timeout=5 * SCALE)
+    assert ping(cluster.client(), ip, wait=2)
+
+
 # -- nftables in the switch -----------------------------------------------------------
 
 def test_isolate_one_node(cluster, timeline):
