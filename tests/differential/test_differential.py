@@ -23,6 +23,7 @@ from harness.backends import registry
 from harness.cluster import Cluster
 from harness.ctdb.flags import NodeFlags
 from harness.failover.ipalloc import AllocRequest, NodeAlloc, allocate
+from harness.faults import Fault, Faults
 from harness.topology import PublicAddress, default_topology
 from harness.wait import wait_until
 
@@ -95,6 +96,8 @@ def run_sequence(name: str) -> list[tuple[dict[int, str], dict, dict]]:
     out = []
     with Cluster.create(TOPOLOGY, state) as cluster:
         backend = registry()[name](cluster, TUNABLES)
+        faults = Faults(cluster)
+        pulled: dict[int, Fault] = {}
         try:
             backend.start()
             backend.wait_converged(backend.convergence_timeout(), settle=2.0)
@@ -103,8 +106,10 @@ def run_sequence(name: str) -> list[tuple[dict[int, str], dict, dict]]:
             for action, p in STEPS:
                 if action in ("disable", "enable"):
                     backend.ctl(p, action)
+                elif action == "pull":
+                    pulled[p] = faults.pull_cable(p, "eth1").apply()
                 else:
-                    cluster.nodes[p].cable("eth1").set(action == "plug")
+                    pulled.pop(p).undo()
                 done.append((action, p))
                 want = expected_flags(done)
                 wait_until(lambda want=want: observed_flags(backend) == want,
