@@ -1,9 +1,11 @@
-"""Handles on a built cluster: nodes, clients, cables, and the processes the
-run started. A test talks to the kernel only through these.
+"""Handles on a built cluster: nodes, clients, the switch, and the processes
+the run started. A test talks to the kernel through these and harness.faults.
 
 Commands run under `ip netns exec`, which gives them the namespace's own
 /sys (a plain setns() would see the host's /sys/class/net). Link state is
-read through netlink from a thread inside the namespace.
+read through netlink from a thread inside the namespace. Links are changed
+only by faults (harness.faults: AdminDown, PullCable, ...), so every change
+has a timeline mark and an undo.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ class Host:
         self.cluster.processes.append(proc)
         return proc
 
-    # -- netlink reads and link changes -------------------------------------
+    # -- netlink reads ------------------------------------------------------
     def netlink(self, fn: Any) -> Any:
         return netns.in_netns(self.netns, fn)
 
@@ -139,10 +141,6 @@ class Host:
 
     def carrier(self, name: str) -> bool:
         return self.link(name).carrier
-
-    def set_link(self, name: str, up: bool) -> None:
-        """`ip link set NAME up|down` inside this namespace (admin state)."""
-        self.netlink(lambda r: r.link("set", ifname=name, state="up" if up else "down"))
 
     def addresses(self, name: str | None = None) -> list[ipaddress.IPv4Interface]:
         def read(r: NsRoute) -> list[ipaddress.IPv4Interface]:
@@ -178,9 +176,6 @@ class Node(Host):
         net = top.network(network) if network else top.private
         return net.node_address(self.pnn)
 
-    def cable(self, port: str) -> Cable:
-        return Cable(self.cluster, builder.switch_port(self.pnn, port))
-
 
 @dataclass
 class Client(Host):
@@ -190,25 +185,6 @@ class Client(Host):
     def address(self) -> ipaddress.IPv4Interface:
         assert self.network is not None
         return self.network.client_address()
-
-
-@dataclass(frozen=True)
-class Cable:
-    """The switch-side end of a node's veth: setting it down pulls the cable."""
-
-    cluster: Cluster
-    switch_port: str
-
-    def set(self, plugged: bool) -> None:
-        sw = self.cluster.plan.switch
-        netns.in_netns(sw, lambda r: r.link("set", ifname=self.switch_port,
-                                            state="up" if plugged else "down"))
-
-    def pull(self) -> None:
-        self.set(False)
-
-    def plug(self) -> None:
-        self.set(True)
 
 
 class Cluster:

@@ -32,6 +32,7 @@ from harness import netns, runs
 from harness.backends.ctdb import CtdbBackend
 from harness.cluster import Cluster
 from harness.ctdb import parse_ifaces
+from harness.faults import AdminDown, PullCable
 from harness.pytest_plugin import artifacts_dir
 
 pytestmark = [
@@ -212,7 +213,7 @@ def test_pulled_cable_unhealthy_then_ip_moves_then_back_ok(
     assert moved, f"node {victim} holds no IP before the fault: {ips_before}"
 
     wall0 = time.time()
-    cluster.nodes[victim].cable("eth1").pull()
+    cable = PullCable(cluster, victim, "eth1").apply()
 
     # Detection waits for the node's next monitor run: at most the gap in force.
     gap = max(HEALTH_CHANGE_GAP, mon)
@@ -259,7 +260,7 @@ def test_pulled_cable_unhealthy_then_ip_moves_then_back_ok(
 
     # Plug back: OK at the next monitor run (the gap restarted at 5 s when
     # the node turned UNHEALTHY), then the leader moves an IP back (failback).
-    cluster.nodes[victim].cable("eth1").plug()
+    cable.undo()
 
     def ok_again() -> None:
         flags = node_flags(ctdb, victim)
@@ -275,7 +276,7 @@ def test_admin_down_is_healed_by_10_interface(
     victim = 2
     node = cluster.nodes[victim]
     mon = ctdb.getvar("MonitorInterval", victim)
-    node.set_link("eth1", False)
+    AdminDown(cluster, victim, "eth1").apply()
     t0 = time.monotonic()
     assert not node.link("eth1").admin_up
 

@@ -3,6 +3,7 @@ and undone cleanly. Bond faults need the bonding driver (a VM here)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -10,7 +11,8 @@ import time
 import pytest
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from harness import netns
+from harness import builder, netns
+from harness.cluster import LinkState
 from harness.faults import (
     AdminDown,
     DeleteInterface,
@@ -131,6 +133,57 @@ def test_delete_and_recreate_a_plain_interface(cluster, timeline, rec):
     assert addr in node.addresses("eth1")
     eventually(lambda: node.link("eth1").carrier)
     assert ping(cluster.client(), addr.ip, wait=2)
+
+
+def _without_index(link: LinkState) -> LinkState:
+    """A link's state but its ifindex, which a recreated link gets anew."""
+    return dataclasses.replace(link, index=0)
+
+
+@pytest.mark.parametrize("port", [
+    pytest.param("eth1", marks=pytest.mark.cluster(plain=True), id="plain"),
+    pytest.param("eth2", marks=[pytest.mark.needs_bonding,
+                                pytest.mark.cluster(bond="active-backup", slaves=2)],
+                 id="bond-slave"),
+])
+def test_deleted_veth_port_comes_back_as_the_builder_made_it(cluster, timeline, port):
+    """undo() recreates both ends of the veth: up, with their old MACs, the node
+    end addressed (plain) or enslaved (bond slave), the switch end a port of its
+    network's bridge - the same link states as the builder left."""
+    node, sw = cluster.nodes[1], cluster.switch
+    peer = builder.switch_port(1, port)
+    bridge = sw.link(builder.bridge_name("public"))
+    before_node, before_sw = node.link(port), sw.link(peer)
+    before_addrs = node.addresses(port)
+    assert before_node.admin_up and before_sw.admin_up and before_sw.master == bridge.index
+    with DeleteInterface(cluster, 1, port, timeline):
+        assert port not in node.links() and peer not in sw.links()
+    eventually(lambda: _assert(_without_index(node.link(port)) == _without_index(before_node)))
+    eventually(lambda: _assert(_without_index(sw.link(peer)) == _without_index(before_sw)))
+    after_node, after_sw = node.link(port), sw.link(peer)
+    assert after_node.kind == "veth" and after_node.admin_up and after_node.carrier
+    assert after_node.mac == before_node.mac and after_sw.mac == before_sw.mac
+    assert after_sw.master == bridge.index and after_sw.admin_up
+    assert node.addresses(port) == before_addrs
+
+
+@pytest.mark.parametrize("public", [
+    pytest.param("eth1", marks=pytest.mark.cluster(plain=True), id="plain"),
+    pytest.param("bond0", marks=pytest.mark.needs_bonding, id="seed-bond"),
+])
+def test_public_link_fault_takes_the_public_link_away(cluster, timeline, rec, public):
+    """Plain eth1: its cable is pulled; the seed's bond0: its only slave is set
+    down inside the node. Either way the public interface loses carrier."""
+    f = Faults(cluster, timeline).public_link(2)
+    assert isinstance(f, PullCable if public == "eth1" else AdminDown)
+    ip = cluster.nodes[2].address("public").ip
+    with f:
+        timeline.wait_for("link.carrier", node=2, ifname=public, up=False,
+                          after=f.apply_event, timeout=5 * SCALE)
+        assert not ping(cluster.client(), ip, wait=0.3)
+    timeline.wait_for("link.carrier", node=2, ifname=public, up=True, after=f.undo_event,
+                      timeout=5 * SCALE)
+    assert ping(cluster.client(), ip, wait=2)
 
 
 # -- nftables in the switch -----------------------------------------------------------

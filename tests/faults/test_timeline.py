@@ -10,6 +10,7 @@ import time
 import pytest
 from tenacity import retry, stop_after_delay, wait_fixed
 
+from harness.faults import PullCable
 from harness.record import (
     ClientProber,
     Event,
@@ -150,14 +151,14 @@ def test_netlink_listeners_see_links_and_addresses(cluster, timeline):
         assert ev["ifname"] == "eth1" and ev["ns"] == "n1"
         assert address_holders(timeline, ips=[IP1]) == {IP1: {"n1"}}
         pull = timeline.note("pull")
-        n1.cable("eth1").pull()
+        cable = PullCable(cluster, 1, "eth1", timeline).apply()
         down = timeline.wait_for("link.carrier", node=1, ifname="eth1", up=False, after=pull,
                                  timeout=5)
         timeline.wait_for("link.operstate", node=1, ifname="eth1", state="DOWN", after=start,
                           timeout=5)
         timeline.wait_for("link.admin", node=None, ns="sw", ifname="n1-eth1", up=False,
                           after=start, timeout=5)
-        n1.cable("eth1").plug()
+        cable.undo()
         timeline.wait_for("link.carrier", node=1, up=True, after=down, timeout=5)
         _addr(n1, IP1, add=False)
         timeline.wait_for("addr.del", node=1, ip=IP1, after=start, timeout=5)

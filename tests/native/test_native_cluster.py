@@ -54,12 +54,12 @@ def test_three_nodes_converge_within_first_monitor_plus_slack(cluster: Cluster):
         b.stop()
 
 
-def test_pulled_cable_unhealthy_within_monitor_gap_then_ips_move(cluster, backend):
+def test_pulled_cable_unhealthy_within_monitor_gap_then_ips_move(cluster, backend, faults):
     lost = owned(backend, FAULTY)
     assert lost
     due = backend.monitor_due(FAULTY)
     t_fault = time.monotonic()
-    cluster.nodes[FAULTY].cable("eth1").pull()
+    faults.pull_cable(FAULTY, "eth1").apply()
     t_bad, _ = wait_until(lambda: unhealthy(backend, FAULTY), due + SLACK + 0.5,
                           "node 2 UNHEALTHY within the monitor gap")
     assert t_bad - t_fault <= due + SLACK
@@ -72,12 +72,12 @@ def test_pulled_cable_unhealthy_within_monitor_gap_then_ips_move(cluster, backen
     assert "No link on the public network interface eth1" in backend.log_path(FAULTY).read_text()
 
 
-def test_plugging_back_returns_node_to_ok_and_fails_back(cluster, backend):
-    cluster.nodes[FAULTY].cable("eth1").pull()
+def test_plugging_back_returns_node_to_ok_and_fails_back(cluster, backend, faults):
+    cable = faults.pull_cable(FAULTY, "eth1").apply()
     wait_until(lambda: unhealthy(backend, FAULTY), backend.max_monitor_gap() + SLACK,
                "node 2 UNHEALTHY")
     wait_until(lambda: not owned(backend, FAULTY), TAKEOVER_SLACK, "node 2 holds nothing")
-    cluster.nodes[FAULTY].cable("eth1").plug()
+    cable.undo()
     # after a change the next gap is 5 s (CTDB), so OK comes within 5 s + slack
     wait_until(lambda: not unhealthy(backend, FAULTY), 5 + SLACK, "node 2 OK again")
     # NoIPFailback=0: LCP2 moves an IP onto the node that has none
@@ -87,12 +87,12 @@ def test_plugging_back_returns_node_to_ok_and_fails_back(cluster, backend):
 
 
 @pytest.mark.tunables(MonitorInterval=3, NoIPFailback=1)
-def test_no_ip_failback_keeps_ips_where_they_are(cluster, backend):
-    cluster.nodes[FAULTY].cable("eth1").pull()
+def test_no_ip_failback_keeps_ips_where_they_are(cluster, backend, faults):
+    cable = faults.pull_cable(FAULTY, "eth1").apply()
     wait_until(lambda: not owned(backend, FAULTY) and unhealthy(backend, FAULTY),
                backend.max_monitor_gap() + SLACK + TAKEOVER_SLACK, "node 2 lost its IPs")
     layout = backend.ips(0)
-    cluster.nodes[FAULTY].cable("eth1").plug()
+    cable.undo()
     wait_until(lambda: not unhealthy(backend, FAULTY), 5 + SLACK, "node 2 OK again")
     # two more RecoverInterval checks: nothing may move back
     deadline = time.monotonic() + 2.5
@@ -101,10 +101,10 @@ def test_no_ip_failback_keeps_ips_where_they_are(cluster, backend):
         time.sleep(0.1)
 
 
-def test_admin_down_of_a_plain_interface_is_healed_by_the_monitor(cluster, backend):
+def test_admin_down_of_a_plain_interface_is_healed_by_the_monitor(cluster, backend, faults):
     node = cluster.nodes[FAULTY]
     due = backend.monitor_due(FAULTY)
-    node.set_link("eth1", up=False)
+    faults.admin_down(FAULTY, "eth1").apply()
     t_down = time.monotonic()
     # 10.interface runs `ip link set eth1 up` at its next run and finds the link
     wait_until(lambda: node.link("eth1").admin_up, due + SLACK, "eth1 brought back up")
@@ -168,10 +168,10 @@ def test_killed_daemon_is_disconnected_at_once_and_its_ips_move(cluster, backend
 
 
 @pytest.mark.event_mode
-def test_event_mode_detects_pulled_cable_within_200ms(cluster, backend):
+def test_event_mode_detects_pulled_cable_within_200ms(cluster, backend, faults):
     lost = owned(backend, FAULTY)
     t0 = time.monotonic()
-    cluster.nodes[FAULTY].cable("eth1").pull()
+    faults.pull_cable(FAULTY, "eth1").apply()
     t_bad, _ = wait_until(lambda: unhealthy(backend, FAULTY), 2.0, "UNHEALTHY", period=0.01)
     t_moved, _ = wait_until(lambda: moved_off(backend, FAULTY, lost), 2.0, "moved", period=0.01)
     assert t_bad - t0 <= 0.2, f"detection took {t_bad - t0:.3f} s"

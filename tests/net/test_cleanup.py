@@ -10,6 +10,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from harness import hostcheck, netns, runs
 from harness.cluster import Cluster
+from harness.faults import AdminDown, PullCable
 from harness.topology import default_topology
 
 CHILD = textwrap.dedent("""
@@ -71,8 +72,8 @@ def test_host_links_addresses_routes_unchanged_by_a_cluster_and_faults():
     before = hostcheck.host_snapshot()
     state = runs.RunState(runs.new_run_id()).claim()
     with Cluster.create(default_topology().plain(), state) as c:
-        c.nodes[0].cable("eth1").pull()
-        c.nodes[1].set_link("eth1", up=False)
+        PullCable(c, 0, "eth1").apply()
+        AdminDown(c, 1, "eth1").apply()
         c.nodes[2].run(["ip", "addr", "add", "203.0.113.201/24", "dev", "eth1"])
     state.remove()
     assert hostcheck.diff_snapshots(before, hostcheck.host_snapshot()) == []

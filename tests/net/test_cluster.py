@@ -5,6 +5,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from harness import netns, runs
 from harness.cluster import Cluster
+from harness.faults import AdminDown, PullCable
 from harness.netns import NamespaceSafetyError, NsRoute
 from harness.topology import default_topology
 
@@ -45,12 +46,12 @@ def _wait_carrier(node, ifname, want):
 def test_pulled_cable_is_carrier_loss_inside_the_node(cluster):
     node = cluster.nodes[1]
     assert node.carrier("eth1")
-    node.cable("eth1").pull()
+    cable = PullCable(cluster, 1, "eth1").apply()
     _wait_carrier(node, "eth1", False)
     link = node.link("eth1")
     assert link.admin_up and link.operstate == "DOWN"
     assert "Link detected: no" in node.run(["ethtool", "eth1"]).stdout
-    node.cable("eth1").plug()
+    cable.undo()
     _wait_carrier(node, "eth1", True)
     assert "Link detected: yes" in node.run(["ethtool", "eth1"]).stdout
 
@@ -58,7 +59,7 @@ def test_pulled_cable_is_carrier_loss_inside_the_node(cluster):
 @pytest.mark.cluster(plain=True)
 def test_admin_down_inside_node(cluster):
     node = cluster.nodes[2]
-    node.set_link("eth1", up=False)
+    AdminDown(cluster, 2, "eth1").apply()
     assert not node.link("eth1").admin_up
     node.run(["ip", "link", "set", "eth1", "up"])
     _wait_carrier(node, "eth1", True)
@@ -91,7 +92,7 @@ def test_bond_active_backup_fails_over_between_slaves(cluster):
     st = node.bond_state("bond0")
     assert st.active_slave in ("eth1", "eth2") and all(st.slaves.values())
     first = st.active_slave
-    node.set_link(first, up=False)
+    AdminDown(cluster, 0, first).apply()
 
     @retry(stop=stop_after_delay(3), wait=wait_fixed(0.05), reraise=True)
     def switched():

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.faults import Fault, Faults
+from harness.faults.base import Fault
+from harness.faults.catalogue import Faults
 
 REQUIRED: Any = object()
 
