@@ -177,10 +177,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 key = args.key_file.read_bytes().strip()
             except OSError as e:
-                raise ConfigError(f"{args.key_file}: cannot read cluster key ({e.strerror})"
-                                  "; check --key-file") from None
+                raise ConfigError(str(args.key_file), None,
+                                  f"cannot read cluster key ({e.strerror})",
+                                  "check --key-file") from None
             if len(key) < 16:
-                raise ConfigError(f"{args.key_file}: cluster key shorter than 16 bytes; "
+                raise ConfigError(str(args.key_file), None, "cluster key shorter than 16 bytes",
                                   "use a longer random key")
     except ConfigError as e:
         print(f"failoverd: {e}", file=sys.stderr)
