@@ -1,8 +1,11 @@
 """The daemon's control socket: CTDB's CLI commands, answered in CTDB 4.17's
-exact output (via harness.ctdb.output), so one parser reads both implementations.
+exact output (via harness.ctdb), so one parser reads both implementations.
 
 Protocol: the client writes one JSON line {"argv": [...]}, the daemon answers
 {"rc": N, "out": "...", "err": "..."} and closes. The socket is mode 0600.
+
+It sees the daemon only through `ControlledNode` (the shared node state and
+four actions), so this module needs none of the daemon's parts.
 """
 
 from __future__ import annotations
@@ -12,16 +15,15 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from harness.ctdb import output as ctdbout
-from harness.ctdb.flags import NodeFlags
-from harness.ctdb.tunables import TunableError
-
-if TYPE_CHECKING:
-    from harness.failover.daemon import Daemon
+from harness import ctdb
+from harness.ctdb import NodeFlags, TunableError
+from harness.failover.log import LEVELS
+from harness.failover.state import IPv4, NodeState
 
 USAGE = """Usage: failoverctl [-X] COMMAND [ARGS]
   status             node flags and leader, as `ctdb status`
@@ -37,6 +39,25 @@ USAGE = """Usage: failoverctl [-X] COMMAND [ARGS]
 """
 
 
+class ControlledNode(Protocol):
+    """What the control socket reads and drives in a running daemon: its
+    state, plus the few actions that belong to one of the daemon's parts."""
+
+    state: NodeState
+
+    async def held(self) -> dict[IPv4, str]:
+        """Public IPs in this node's kernel -> interface."""
+
+    async def set_flag(self, flag: NodeFlags, on: bool) -> None:
+        """Set or clear one of this node's flags, as the monitor does."""
+
+    def tunables_changed(self) -> None:
+        """setvar changed the tunables: let the parts that cache them follow."""
+
+    def monitor_timing(self) -> tuple[float, float]:
+        """(gap in force, monotonic time the next monitor run is due)."""
+
+
 class CommandError(Exception):
     """One line for stderr; exit status 1 (or 2 for usage errors)."""
 
@@ -45,31 +66,32 @@ class CommandError(Exception):
         self.rc = rc
 
 
-def cluster_status(d: Daemon) -> ctdbout.ClusterStatus:
+def cluster_status(st: NodeState) -> ctdb.ClusterStatus:
     nodes = []
-    for pnn, addr in enumerate(d.cfg.nodes):
-        if pnn in d.cfg.deleted:
+    for pnn, addr in enumerate(st.cfg.nodes):
+        if pnn in st.cfg.deleted:
             continue
-        flags = d.node_flags(pnn)
-        nodes.append(ctdbout.NodeStatus(
+        flags = st.node_flags(pnn)
+        nodes.append(ctdb.NodeStatus(
             pnn=pnn, address=addr, flags=flags,
-            partially_online=d.node_partial(pnn) and flags == NodeFlags.NONE,
-            this_node=pnn == d.pnn))
+            partially_online=st.node_partial(pnn) and flags == NodeFlags.NONE,
+            this_node=pnn == st.pnn))
     active = tuple(n.pnn for n in nodes if not n.flags & NodeFlags.INACTIVE)
-    return ctdbout.ClusterStatus(
-        nodes=tuple(nodes), generation=d.generation, recovery_mode_normal=True,
-        leader=d.leader, vnn_map=active, deleted=tuple(sorted(d.cfg.deleted)))
+    return ctdb.ClusterStatus(
+        nodes=tuple(nodes), generation=st.generation, recovery_mode_normal=True,
+        leader=st.leader, vnn_map=active, deleted=tuple(sorted(st.cfg.deleted)))
 
 
-async def ifaces(d: Daemon) -> list[ctdbout.IfaceInfo]:
-    held = await d.held()
+async def ifaces(node: ControlledNode) -> list[ctdb.IfaceInfo]:
+    st = node.state
+    held = await node.held()
     # 4.17's daemon puts each newly seen interface at the front of its list
-    return [ctdbout.IfaceInfo(name, d.iface_link.get(name, False),
+    return [ctdb.IfaceInfo(name, st.iface_link.get(name, False),
                               sum(1 for dev in held.values() if dev == name))
-            for name in reversed(d.monitored)]
+            for name in reversed(st.monitored)]
 
 
-async def dispatch(d: Daemon, argv: list[str]) -> str:
+async def dispatch(node: ControlledNode, argv: list[str]) -> str:
     x = False
     while argv and argv[0].startswith("-"):
         opt = argv.pop(0)
@@ -82,25 +104,26 @@ async def dispatch(d: Daemon, argv: list[str]) -> str:
     if not argv:
         return USAGE
     cmd, args = argv[0], argv[1:]
+    st = node.state
     handlers: dict[str, Callable[[], Awaitable[str]]] = {
         "help": lambda: _const(USAGE),
-        "status": lambda: _status(d, x),
-        "ip": lambda: _ip(d, x, args),
-        "ifaces": lambda: _ifaces(d, x),
-        "pnn": lambda: _const(f"{d.pnn}\n"),
-        "leader": lambda: _leader(d),
-        "recmaster": lambda: _leader(d),
-        "setvar": lambda: _setvar(d, args),
-        "getvar": lambda: _getvar(d, args),
-        "listvars": lambda: _const(d.tun.listvars()),
-        "disable": lambda: _flag(d, NodeFlags.PERMANENTLY_DISABLED, True),
-        "enable": lambda: _flag(d, NodeFlags.PERMANENTLY_DISABLED, False),
-        "stop": lambda: _flag(d, NodeFlags.STOPPED, True),
-        "continue": lambda: _flag(d, NodeFlags.STOPPED, False),
+        "status": lambda: _status(st, x),
+        "ip": lambda: _ip(st, x, args),
+        "ifaces": lambda: _ifaces(node, x),
+        "pnn": lambda: _const(f"{st.pnn}\n"),
+        "leader": lambda: _leader(st),
+        "recmaster": lambda: _leader(st),
+        "setvar": lambda: _setvar(node, args),
+        "getvar": lambda: _getvar(st, args),
+        "listvars": lambda: _const(st.tun.listvars()),
+        "disable": lambda: _flag(node, NodeFlags.PERMANENTLY_DISABLED, True),
+        "enable": lambda: _flag(node, NodeFlags.PERMANENTLY_DISABLED, False),
+        "stop": lambda: _flag(node, NodeFlags.STOPPED, True),
+        "continue": lambda: _flag(node, NodeFlags.STOPPED, False),
         "setdebug": lambda: _setdebug(args),
         "getdebug": lambda: _const(logging.getLevelName(logging.getLogger().level) + "\n"),
-        "shutdown": lambda: _shutdown(d),
-        "monitorinfo": lambda: _monitorinfo(d),
+        "shutdown": lambda: _shutdown(st),
+        "monitorinfo": lambda: _monitorinfo(node),
     }
     if cmd not in handlers:
         raise CommandError(f"unknown command {cmd!r}; run `failoverctl help` for the list", 2)
@@ -111,76 +134,75 @@ async def _const(text: str) -> str:
     return text
 
 
-async def _status(d: Daemon, x: bool) -> str:
-    st = cluster_status(d)
-    return ctdbout.format_status_x(st) if x else ctdbout.format_status(st)
+async def _status(st: NodeState, x: bool) -> str:
+    status = cluster_status(st)
+    return ctdb.format_status_x(status) if x else ctdb.format_status(status)
 
 
-async def _ip(d: Daemon, x: bool, args: list[str]) -> str:
+async def _ip(st: NodeState, x: bool, args: list[str]) -> str:
     if args not in ([], ["all"]):
         raise CommandError(f"ip: unexpected arguments {args}; use `ip` or `ip all`", 2)
-    mapping = dict(d.assignment)
-    return ctdbout.format_ip_x(mapping) if x else ctdbout.format_ip(
-        None if args else d.pnn, mapping)
+    mapping = dict(st.assignment)
+    return ctdb.format_ip_x(mapping) if x else ctdb.format_ip(
+        None if args else st.pnn, mapping)
 
 
-async def _ifaces(d: Daemon, x: bool) -> str:
-    infos = await ifaces(d)
-    return ctdbout.format_ifaces_x(infos, pnn=d.pnn) if x else ctdbout.format_ifaces(d.pnn, infos)
+async def _ifaces(node: ControlledNode, x: bool) -> str:
+    infos = await ifaces(node)
+    pnn = node.state.pnn
+    return ctdb.format_ifaces_x(infos, pnn=pnn) if x else ctdb.format_ifaces(pnn, infos)
 
 
-async def _leader(d: Daemon) -> str:
-    if d.leader is None:
+async def _leader(st: NodeState) -> str:
+    if st.leader is None:
         raise CommandError("no leader elected yet")
-    return f"{d.leader}\n"
+    return f"{st.leader}\n"
 
 
-async def _setvar(d: Daemon, args: list[str]) -> str:
+async def _setvar(node: ControlledNode, args: list[str]) -> str:
     if len(args) != 2:
         raise CommandError("setvar: usage: setvar NAME VALUE", 2)
     try:
-        d.tun.setvar(args[0], args[1])
+        node.state.tun.setvar(args[0], args[1])
     except TunableError as e:
         raise CommandError(str(e)) from None
-    d.schedule.monitor_interval = d.tun["MonitorInterval"]
-    d.schedule.timeout_count = d.tun["MonitorTimeoutCount"]
+    node.tunables_changed()
     return ""
 
 
-async def _getvar(d: Daemon, args: list[str]) -> str:
+async def _getvar(st: NodeState, args: list[str]) -> str:
     if len(args) != 1:
         raise CommandError("getvar: usage: getvar NAME", 2)
     try:
-        return d.tun.getvar(args[0])
+        return st.tun.getvar(args[0])
     except TunableError as e:
         raise CommandError(str(e)) from None
 
 
-async def _flag(d: Daemon, flag: NodeFlags, on: bool) -> str:
-    await d.set_flag(flag, on)
+async def _flag(node: ControlledNode, flag: NodeFlags, on: bool) -> str:
+    await node.set_flag(flag, on)
     return ""
 
 
 async def _setdebug(args: list[str]) -> str:
-    from harness.failover.daemon import LEVELS
     if len(args) != 1 or args[0].upper() not in LEVELS:
         raise CommandError(f"setdebug: give one of {' '.join(LEVELS)}", 2)
     logging.getLogger().setLevel(LEVELS[args[0].upper()])
     return ""
 
 
-async def _monitorinfo(d: Daemon) -> str:
+async def _monitorinfo(node: ControlledNode) -> str:
     """Not in CTDB: the gap in force and when the next monitor run is due."""
-    import time
-    return f"gap:{d.monitor_gap:g} due_in:{max(0.0, d.monitor_due - time.monotonic()):.3f}\n"
+    gap, due = node.monitor_timing()
+    return f"gap:{gap:g} due_in:{max(0.0, due - time.monotonic()):.3f}\n"
 
 
-async def _shutdown(d: Daemon) -> str:
-    d.stopping.set()
+async def _shutdown(st: NodeState) -> str:
+    st.stopping.set()
     return ""
 
 
-async def handle_client(d: Daemon, reader: asyncio.StreamReader,
+async def handle_client(node: ControlledNode, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter) -> None:
     try:
         line = await asyncio.wait_for(reader.readline(), 10)
@@ -193,7 +215,7 @@ async def handle_client(d: Daemon, reader: asyncio.StreamReader,
             reply = {"rc": 2, "out": "", "err": "failoverd: malformed control request\n"}
         else:
             try:
-                reply = {"rc": 0, "out": await dispatch(d, list(argv)), "err": ""}
+                reply = {"rc": 0, "out": await dispatch(node, list(argv)), "err": ""}
             except CommandError as e:
                 reply = {"rc": e.rc, "out": "", "err": f"{e}\n"}
         writer.write(json.dumps(reply).encode())
@@ -204,18 +226,18 @@ async def handle_client(d: Daemon, reader: asyncio.StreamReader,
         writer.close()
 
 
-async def serve_control(d: Daemon, path: Path) -> None:
+async def serve_control(node: ControlledNode, path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     old = os.umask(0o177)
     try:
-        server = await asyncio.start_unix_server(lambda r, w: handle_client(d, r, w), str(path))
+        server = await asyncio.start_unix_server(lambda r, w: handle_client(node, r, w), str(path))
     finally:
         os.umask(old)
     os.chmod(path, 0o600)
     try:
         async with server:
-            await d.stopping.wait()
+            await node.state.stopping.wait()
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
-from harness.ctdb.flags import NodeFlags
+from harness.ctdb import NodeFlags
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from harness.backends import registry
-from harness.ctdb.flags import NodeFlags
+from harness.ctdb import NodeFlags
 from harness.failover.ipalloc import AllocRequest, NodeAlloc, allocate
 from harness.faults import Fault
 from harness.lab import running_cluster

@@ -202,6 +202,19 @@ def test_bad_config_is_one_line_and_exit_2(cluster, tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_bad_key_file_is_one_line_and_exit_2(cluster, tmp_path):
+    (tmp_path / "nodes").write_text("198.18.0.1\n")
+    (tmp_path / "short.key").write_text("short\n")
+    for key, problem in ((tmp_path / "missing.key", "cannot read cluster key"),
+                         (tmp_path / "short.key", "cluster key shorter than 16 bytes")):
+        r = cluster.nodes[0].run([sys.executable, "-m", "harness.failover.daemon", "--dir",
+                                  str(tmp_path), "--pnn", "0", "--key-file", str(key)],
+                                 check=False)
+        assert r.returncode == 2
+        assert r.stderr.count("\n") == 1 and f"failoverd: {key}: {problem}" in r.stderr
+        assert "Traceback" not in r.stderr
+
+
 def test_daemon_refuses_the_host_namespace(tmp_path):
     (tmp_path / "nodes").write_text("198.18.0.1\n")
     r = subprocess.run([sys.executable, "-m", "harness.failover.daemon", "--dir", str(tmp_path),

@@ -1,0 +1,148 @@
+"""Takeover runs and the recovery loop, as ctdb_recoverd and ctdb_takeover.c
+run them.
+
+The leader's takeover run: collect every connected node's IPs, allocate
+(LCP2 by default; harness.failover.ipalloc), release on old holders, then
+take on new ones, then `ipreallocated` everywhere with the new assignment.
+It runs whenever something sets `takeover_needed` (a flag change, a peer
+joining or leaving, a node's request, a new leader) and is retried every
+second until it succeeds.
+
+The recovery loop ticks every RecoverInterval on every node: the election's
+step (harness.failover.leader), then a check that the kernel holds exactly
+the IPs assigned here and that no link changed; if not, it asks the leader
+for a run. The leader checks its own links and IPs too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from harness.ctdb import NodeFlags
+from harness.failover.events import run_node_event
+from harness.failover.ipalloc import Algorithm, AllocRequest, NodeAlloc, allocate
+from harness.failover.ipowner import IpOwner
+from harness.failover.leader import Leadership
+from harness.failover.log import log
+from harness.failover.membership import Membership, Message
+from harness.failover.state import IPv4, NodeState
+
+
+class Takeover:
+    """The leader's takeover runs, and every node's recovery loop."""
+
+    def __init__(self, state: NodeState, mesh: Membership, leadership: Leadership,
+                 ips: IpOwner) -> None:
+        self.state = state
+        self.mesh = mesh
+        self.leadership = leadership
+        self.ips = ips
+        self.links_at_last_request: dict[str, bool] = {}
+
+    # -- the recovery loop ---------------------------------------------------------------
+    async def recovery_loop(self) -> None:
+        self.leadership.start()
+        while True:
+            await asyncio.sleep(self.state.tun["RecoverInterval"])
+            if await self.leadership.step(time.monotonic()):
+                continue
+            await self.verify_local_ips()  # the leader's own links and IPs too
+
+    async def verify_local_ips(self) -> None:
+        """Ask for a takeover run if the kernel or links disagree with the assignment."""
+        st = self.state
+        if st.leader is None or not st.running:
+            return
+        held = await self.ips.held()
+        reasons = []
+        for ip, owner in st.assignment.items():
+            if owner == st.pnn and ip not in held:
+                reasons.append(f"{ip} assigned here but missing")
+            if owner != st.pnn and ip in held:
+                reasons.append(f"{ip} present here but assigned to {owner}")
+        if st.iface_link != self.links_at_last_request:
+            reasons.append("interface link states changed")
+            self.links_at_last_request = dict(st.iface_link)
+        if reasons:
+            await self.leadership.request_takeover("; ".join(reasons))
+
+    # -- the leader's takeover run ---------------------------------------------------------
+    async def takeover_loop(self) -> None:
+        st = self.state
+        while True:
+            await st.takeover_needed.wait()
+            st.takeover_needed.clear()
+            if not st.is_leader():
+                continue
+            try:
+                ok = await asyncio.wait_for(self.takeover_run(),
+                                            3 * st.tun["TakeoverTimeout"])
+            except TimeoutError:
+                ok = False
+            if not ok:
+                log.error("takeover run failed; retrying in 1 s")
+                await asyncio.sleep(1)
+                st.takeover_needed.set()
+
+    async def takeover_run(self) -> bool:
+        st = self.state
+        t0 = time.monotonic()
+        timeout = float(st.tun["TakeoverTimeout"])
+        pnns = st.connected_pnns()
+        replies = await asyncio.gather(
+            *(self.mesh.request(p, {"type": "get_ips"}, timeout) for p in pnns))
+        info = {p: r for p, r in zip(pnns, replies, strict=True) if r is not None}
+        current: dict[IPv4, int] = {ip: -1 for ip in st.assignment}
+        holders: dict[IPv4, list[int]] = {ip: [] for ip in st.assignment}
+        for p, r in info.items():
+            for s in r["held"]:
+                ip = IPv4(s)
+                if ip in current:
+                    holders[ip].append(p)
+                    current[ip] = p  # as CTDB: the highest pnn's claim wins
+        nodes = []
+        for p in range(len(st.cfg.nodes)):
+            got = info.get(p)
+            flags = st.node_flags(p) | (NodeFlags.NONE if got else NodeFlags.DISCONNECTED)
+            nodes.append(NodeAlloc(
+                pnn=p, flags=NodeFlags(flags),
+                known=frozenset(IPv4(s) for s in got["known"]) if got else frozenset(),
+                available=frozenset(IPv4(s) for s in got["available"]) if got else frozenset(),
+                running=bool(got and got["running"])))
+        new = allocate(AllocRequest(
+            nodes=tuple(nodes), current=current,
+            algorithm=Algorithm(st.tun["IPAllocAlgorithm"]),
+            no_ip_failback=bool(st.tun["NoIPFailback"]),
+            no_ip_takeover=bool(st.tun["NoIPTakeover"])))
+        releases = [(p, ip) for ip, hs in holders.items() for p in hs if p != new[ip]]
+        res = await asyncio.gather(
+            *(self.mesh.request(p, {"type": "release_ip", "ip": str(ip)}, timeout)
+              for p, ip in releases))
+        ok = all(r is not None and r["ok"] for r in res)
+        takes = [(p, ip) for ip, p in new.items() if p >= 0 and p not in holders[ip]]
+        res = await asyncio.gather(
+            *(self.mesh.request(p, {"type": "take_ip", "ip": str(ip)}, timeout)
+              for p, ip in takes))
+        ok = ok and all(r is not None and r["ok"] for r in res)
+        assignment = {str(ip): p for ip, p in new.items()}
+        await asyncio.gather(*(self.mesh.request(p, {"type": "ipreallocated",
+                                                     "assignment": assignment}, timeout)
+                               for p in st.connected_pnns()))
+        log.info("takeover run finished in %.3f s (%d released, %d taken)",
+                 time.monotonic() - t0, len(releases), len(takes))
+        return ok
+
+    # -- messages ------------------------------------------------------------------------
+    async def on_request(self, src: int, msg: Message) -> Message | None:
+        """`takeover_request`: a node asks the leader for a run."""
+        if self.state.is_leader():
+            log.info("takeover run requested by node %d: %s", msg["pnn"], msg["reason"])
+            self.state.takeover_needed.set()
+        return None
+
+    async def on_ipreallocated(self, src: int, msg: Message) -> Message | None:
+        """`ipreallocated`: the run's new assignment; run the event and confirm."""
+        self.state.assignment = {IPv4(k): int(v) for k, v in msg["assignment"].items()}
+        await run_node_event(self.state.cfg, "ipreallocated", [])
+        return {"type": "done", "id": msg["id"], "ok": True}
