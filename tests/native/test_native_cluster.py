@@ -17,13 +17,14 @@ import pytest
 from harness.backends.native import NativeBackend
 from harness.cluster import Cluster
 from harness.failover import ctl
+from harness.seed import SEED_NODE
 from harness.wait import wait_until
 
 pytestmark = [pytest.mark.backends("native"), pytest.mark.cluster(plain=True)]
 
 SLACK = 1.0          # scheduling and polling slack on a loaded 2-core machine
 TAKEOVER_SLACK = 2.0  # UNHEALTHY -> IPs in the kernel of healthy nodes (issue 3's bound)
-FAULTY = 2
+FAULTY = SEED_NODE  # the node the seed took down
 
 
 def unhealthy(backend, pnn):

@@ -7,10 +7,11 @@ import pytest
 
 from harness.assertions import expect, expect_moved, expect_none, has_flag, is_ok
 from harness.ctdb import PublicAddress
+from harness.seed import SEED_NODE
 from harness.topology import Interface, Network, Topology
 from harness.wait import wait_until
 
-FAULTY = 2
+FAULTY = SEED_NODE  # the node the seed took down
 
 
 def two_public_interfaces() -> Topology:

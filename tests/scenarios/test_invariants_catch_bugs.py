@@ -6,9 +6,10 @@ so they check the invariants themselves and then repair what they broke.)"""
 import pytest
 
 from harness.assertions import expect, expect_none, find_violations, has_flag
+from harness.seed import SEED_NODE
 
 pytestmark = [pytest.mark.backends("native"), pytest.mark.breaks_invariants]
-FAULTY = 2
+FAULTY = SEED_NODE  # the node the seed took down
 
 
 def test_injected_duplicate_ip_is_split_brain(cluster, backend, timeline, recorder, public_ips,

@@ -11,9 +11,10 @@ import pytest
 
 from harness.assertions import expect, expect_moved, expect_none, has_flag, is_ok
 from harness.record import outages
+from harness.seed import SEED_NODE
 from harness.wait import wait_until
 
-FAULTY = 2
+FAULTY = SEED_NODE  # the node the seed took down
 
 
 def lost_ips(backend, pnn=FAULTY) -> list[str]:
