@@ -115,14 +115,15 @@ class Host:
     def spawn(self, argv: Sequence[str], what: str, log: Path | None = None,
               env: dict[str, str] | None = None, wrap: Sequence[str] = ()) -> ManagedProcess:
         """Start a background process here; it is recorded for teardown."""
-        out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+        out = open(log, "ab") if log else None  # noqa: SIM115
         try:
             popen = subprocess.Popen(
-                [*wrap, *self.argv(argv)], stdin=subprocess.DEVNULL, stdout=out,
+                [*wrap, *self.argv(argv)], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL if out is None else out,
                 stderr=subprocess.STDOUT, start_new_session=True, env=env,
             )
         finally:
-            if log:
+            if out is not None:
                 out.close()
         proc = ManagedProcess(popen, self.cluster.state.record_process(popen.pid, what), log)
         self.cluster.processes.append(proc)

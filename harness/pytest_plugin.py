@@ -9,7 +9,7 @@ entry point; a user's conftest needs nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -95,7 +95,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo
+                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     rep = yield
     item.stash.setdefault(_report_key, {})[rep.when] = rep
     return rep

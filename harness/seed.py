@@ -10,6 +10,7 @@ kernel has bonding, a pulled cable on the plain variant) is made by
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,12 +100,15 @@ def run_seed(lab: Lab, bounds: Bounds, pnn: int = SEED_NODE) -> SeedResult:
                          within=bounds.detection(due) + bounds.takeover,
                          takeover=bounds.takeover)
     # the client reaches every moved IP again (the gratuitous ARP updated its cache)
+    def ended(ip: str) -> list[float]:
+        """Lengths of ip's outages since the fault that are over (the client got through)."""
+        return [o.duration for o in outages(tl, ip, since=fault.apply_event)
+                if o.duration is not None]
+
     outage: dict[str, float] = {}
     for ip in ips:
-        _, ended = wait_until(
-            lambda ip=ip: [o.duration for o in outages(tl, ip, since=fault.apply_event)
-                           if o.duration is not None],
-            bounds.takeover + 3, f"client reaches {ip} again")
-        outage[ip] = max(ended)
+        _, durations = wait_until(functools.partial(ended, ip), bounds.takeover + 3,
+                                  f"client reaches {ip} again")
+        outage[ip] = max(durations)
     return SeedResult(backend.name, backend.tunable("MonitorInterval"), fault, due, ips, bad,
                       moved, outage)

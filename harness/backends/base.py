@@ -10,7 +10,6 @@ through the same files, written by harness.ctdb's checked writers.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import shutil
 import time
 from abc import ABC, abstractmethod
@@ -132,10 +131,14 @@ class Backend(ABC):
                 shutil.copy(src, dest / f"{self.name}-node{pnn}.log")
 
     # -- convergence -----------------------------------------------------------
-    def kernel_holders(self) -> dict[ipaddress.IPv4Address, list[int]]:
-        """Which nodes hold each public IP in the kernel (not the CLI's word)."""
+    def kernel_holders(self) -> dict[IPAddress, list[int]]:
+        """Which nodes hold each public IP in the kernel (not the CLI's word).
+
+        Keyed by the topology's public addresses, in CTDB's address type; the
+        kernel is read for IPv4 only, as the harness builds IPv4 networks.
+        """
         public = {p.address.ip for p in self.cluster.topology.public_addresses}
-        held: dict[ipaddress.IPv4Address, list[int]] = {ip: [] for ip in public}
+        held: dict[IPAddress, list[int]] = {ip: [] for ip in public}
         for node in self.cluster.nodes:
             for a in node.addresses():
                 if a.ip in held:

@@ -16,6 +16,7 @@ import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from harness.ctdb.output import (
     IPAddress,
@@ -31,6 +32,10 @@ from harness.ctdb.output import (
 
 UNASSIGNED = -1
 """The pnn `ctdb ip` prints for an address no node hosts."""
+
+IPKey = TypeVar("IPKey", bound=IPAddress | str)
+"""A formatter's key type: generic so a mapping keyed by one kind (the native
+daemon's IPv4-only assignment) is accepted as it is (Mapping keys are invariant)."""
 
 IP_X_COLUMNS = ("Public IP", "Node")
 IP_X_VERBOSE_COLUMNS = IP_X_COLUMNS + ("ActiveInterfaces", "AvailableInterfaces",
@@ -49,7 +54,7 @@ class IfaceInfo:
 
 # -- ctdb ip -----------------------------------------------------------------------
 
-def _ip_rows(mapping: Mapping[IPAddress | str, int | None]) -> list[tuple[IPAddress, int]]:
+def _ip_rows(mapping: Mapping[IPKey, int | None]) -> list[tuple[IPAddress, int]]:
     rows: dict[IPAddress, int] = {}
     for key, pnn in mapping.items():
         addr = ipaddress.ip_address(key) if isinstance(key, str) else key
@@ -62,13 +67,13 @@ def _ip_rows(mapping: Mapping[IPAddress | str, int | None]) -> list[tuple[IPAddr
     return sorted(rows.items(), key=lambda kv: ip_sort_key(kv[0]))
 
 
-def format_ip(pnn: int | None, mapping: Mapping[IPAddress | str, int | None]) -> str:
+def format_ip(pnn: int | None, mapping: Mapping[IPKey, int | None]) -> str:
     """`ctdb ip` as node `pnn` answers it (None: `ctdb ip all`); -1/None is unassigned."""
     head = "Public IPs on ALL nodes" if pnn is None else f"Public IPs on node {pnn}"
     return "".join([head + "\n"] + [f"{ntop(a)} {p}\n" for a, p in _ip_rows(mapping)])
 
 
-def format_ip_x(mapping: Mapping[IPAddress | str, int | None], sep: str = "|") -> str:
+def format_ip_x(mapping: Mapping[IPKey, int | None], sep: str = "|") -> str:
     """`ctdb -X ip` output."""
     out = [x_line(IP_X_COLUMNS, sep)] + [x_line((ntop(a), p), sep)
                                           for a, p in _ip_rows(mapping)]

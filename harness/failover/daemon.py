@@ -182,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
             if len(key) < 16:
                 raise ConfigError(str(args.key_file), None, "cluster key shorter than 16 bytes",
                                   "use a longer random key")
+        daemon = Daemon(cfg, event_mode=args.event_mode, key=key)  # NodeState refuses IPv6
     except ConfigError as e:
         print(f"failoverd: {e}", file=sys.stderr)
         return 2
     setup_logging(args.log, args.log_level)
-    daemon = Daemon(cfg, event_mode=args.event_mode, key=key)
     return asyncio.run(daemon.run(args.socket))
 
 

@@ -35,7 +35,7 @@ class IpOwner:
     def available(self) -> list[IPv4]:
         """Known IPs with at least one link-up interface (as the monitor recorded)."""
         st = self.state
-        return [pa.address.ip for pa in st.cfg.public_addresses
+        return [ip for ip, pa in st.publics.items()
                 if any(st.iface_link.get(i, False) for i in pa.ifaces)]
 
     async def ips_msg(self, rid: int) -> Message:

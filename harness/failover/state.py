@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.ctdb import NodeConfig, NodeFlags, PublicAddress, Tunables
+from harness.ctdb import ConfigError, NodeConfig, NodeFlags, PublicAddress, Tunables
 from harness.failover.log import log
 
 IPv4 = ipaddress.IPv4Address
@@ -39,7 +39,12 @@ class Peer:
 
 @dataclass
 class NodeState:
-    """This node's view of the cluster; every node starts UNHEALTHY, as in CTDB."""
+    """This node's view of the cluster; every node starts UNHEALTHY, as in CTDB.
+
+    failoverd's kernel side is IPv4 only (it lists AF_INET addresses and
+    announces a move with ARP), so an IPv6 public address is refused here, at
+    startup, with a ConfigError: it could be assigned but never seen held.
+    """
 
     cfg: NodeConfig
     flags: NodeFlags = NodeFlags.UNHEALTHY
@@ -53,13 +58,21 @@ class NodeState:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
     peers: dict[int, Peer] = field(init=False)
+    publics: dict[IPv4, PublicAddress] = field(init=False)  # by IP, in file order
     assignment: dict[IPv4, int] = field(init=False)  # public IP -> pnn, -1 unassigned
     monitored: list[str] = field(init=False)  # public interfaces, first-seen order
 
     def __post_init__(self) -> None:
         self.peers = {p: Peer(p, str(a)) for p, a in enumerate(self.cfg.nodes)
                       if p != self.cfg.pnn}
-        self.assignment = {a.address.ip: -1 for a in self.cfg.public_addresses}
+        self.publics = {}
+        for pa in self.cfg.public_addresses:
+            if not isinstance(pa.address.ip, IPv4):
+                raise ConfigError(str(self.cfg.directory / "public_addresses"), None,
+                                  f"{pa.address} is IPv6, and failoverd handles IPv4 only",
+                                  "use Samba's ctdbd for IPv6 public addresses")
+            self.publics[pa.address.ip] = pa
+        self.assignment = {ip: -1 for ip in self.publics}
         self.monitored = []
         for pa in self.cfg.public_addresses:
             for i in pa.ifaces:
@@ -75,7 +88,7 @@ class NodeState:
         return self.cfg.tunables
 
     def public(self, ip: IPv4) -> PublicAddress:
-        return next(pa for pa in self.cfg.public_addresses if pa.address.ip == ip)
+        return self.publics[ip]
 
     def node_flags(self, pnn: int) -> NodeFlags:
         if pnn == self.pnn:

@@ -21,7 +21,7 @@ import time
 
 from harness.ctdb import NodeFlags
 from harness.failover.events import run_node_event
-from harness.failover.ipalloc import Algorithm, AllocRequest, NodeAlloc, allocate
+from harness.failover.ipalloc import Algorithm, AllocRequest, IPAddress, NodeAlloc, allocate
 from harness.failover.ipowner import IpOwner
 from harness.failover.leader import Leadership
 from harness.failover.log import log
@@ -93,8 +93,9 @@ class Takeover:
         replies = await asyncio.gather(
             *(self.mesh.request(p, {"type": "get_ips"}, timeout) for p in pnns))
         info = {p: r for p, r in zip(pnns, replies, strict=True) if r is not None}
-        current: dict[IPv4, int] = {ip: -1 for ip in st.assignment}
-        holders: dict[IPv4, list[int]] = {ip: [] for ip in st.assignment}
+        # in the allocator's address type: its answer comes back keyed by it
+        current: dict[IPAddress, int] = {ip: -1 for ip in st.assignment}
+        holders: dict[IPAddress, list[int]] = {ip: [] for ip in st.assignment}
         for p, r in info.items():
             for s in r["held"]:
                 ip = IPv4(s)

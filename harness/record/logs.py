@@ -46,6 +46,7 @@ class LogFollower(RecorderThread):
     def _follow(self) -> None:
         f = None
         ino = None
+        st: os.stat_result | None  # None: the file is gone (rotated away, not yet back)
         buf = b""
         path = self.spec.path
         try:

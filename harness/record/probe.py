@@ -125,8 +125,10 @@ class ClientProber(RecorderThread):
         net = client.network
         assert net is not None
         if ips is None:
+            # the client's network is IPv4: an IPv6 address is never in its subnet
             ips = [p.address.ip for p in cluster.topology.public_addresses
-                   if p.address.ip in net.subnet]
+                   if isinstance(p.address.ip, ipaddress.IPv4Address)
+                   and p.address.ip in net.subnet]
         targets = [ipaddress.IPv4Address(str(x)) for x in ips]
         for ip in targets:
             # only ever send to the cluster's own segment

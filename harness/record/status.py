@@ -11,12 +11,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from harness.ctdb import parse_ip, parse_status
 from harness.record.component import RecorderThread
 from harness.record.events import Timeline
 
 CtlFn = Callable[..., str]
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Answer(Generic[P]):
+    """One ctl command's parsed output, when it arrived and how long it took;
+    generic so each kind of output (status, ip) keeps its own type."""
+
+    t: float
+    latency_ms: float
+    parsed: P
 
 
 def status_flags(text: str) -> dict[int, tuple[str, ...]]:
@@ -55,9 +68,9 @@ class StatusPoller(RecorderThread):
             nxt = time.monotonic()
             first = True
             while not self.stop_flag.is_set():
-                self._poll("status", first)
+                self._poll_status()
                 if self.poll_ips:
-                    self._poll("ip", first)
+                    self._poll_ips()
                 self.polls += 1
                 if first:
                     self.ready.set()
@@ -68,38 +81,49 @@ class StatusPoller(RecorderThread):
                     nxt = now + self.interval
                 self.stop_flag.wait(nxt - now if nxt > now else 0)
 
-    def _poll(self, what: str, first: bool) -> None:
+    def _ask(self, what: str, parse: Callable[[str], P]) -> Answer[P] | None:
+        """Run `ctl -X what` and parse it; None (after a ctl.error event the
+        first time) when the ctl fails, a ctl.ok event when it recovers."""
         t_sent = time.monotonic()
         try:
             out = self.ctl(self.pnn, "-X", what)
             t = time.monotonic()
-            parsed = status_flags(out) if what == "status" else ip_holders(out)
+            parsed = parse(out)
         except Exception as e:  # noqa: BLE001 - a dead daemon is data, not an error
             t = time.monotonic()
             msg = f"{type(e).__name__}: {e}".strip()[:300]
             if what not in self.failing:
                 self.failing[what] = msg
                 self.emit("status", "ctl.error", self.pnn, t, cmd=what, error=msg)
-            return
+            return None
         if self.failing.pop(what, None) is not None:
             self.emit("status", "ctl.ok", self.pnn, t, cmd=what)
-        lat = round((t - t_sent) * 1000, 2)
-        if what == "status":
-            for pnn, flags in sorted(parsed.items()):  # type: ignore[union-attr]
-                prev = self.flags.get(pnn)
-                if prev != flags:
-                    self.flags[pnn] = flags
-                    extra = {"initial": True} if prev is None else {}
-                    self.emit("status", "flags", pnn, t, flags=list(flags),
-                              prev=list(prev) if prev else None, by=self.pnn, latency_ms=lat,
-                              **extra)
-        else:
-            for ip, holder in sorted(parsed.items()):  # type: ignore[union-attr]
-                known = ip in self.holders
-                prev = self.holders.get(ip)
-                if not known or prev != holder:
-                    self.holders[ip] = holder
-                    extra = {"initial": True} if not known else {}
-                    self.emit("status", "holder", holder, t, ip=ip, pnn=holder, prev=prev,
-                              by=self.pnn, latency_ms=lat, **extra)
+        return Answer(t, round((t - t_sent) * 1000, 2), parsed)
 
+    def _poll_status(self) -> None:
+        """`-X status`: a flags event per node whose flags changed."""
+        got = self._ask("status", status_flags)
+        if got is None:
+            return
+        for pnn, flags in sorted(got.parsed.items()):
+            prev = self.flags.get(pnn)
+            if prev != flags:
+                self.flags[pnn] = flags
+                extra = {"initial": True} if prev is None else {}
+                self.emit("status", "flags", pnn, got.t, flags=list(flags),
+                          prev=list(prev) if prev else None, by=self.pnn,
+                          latency_ms=got.latency_ms, **extra)
+
+    def _poll_ips(self) -> None:
+        """`-X ip`: a holder event per public IP whose holder changed."""
+        got = self._ask("ip", ip_holders)
+        if got is None:
+            return
+        for ip, holder in sorted(got.parsed.items()):
+            known = ip in self.holders
+            prev = self.holders.get(ip)
+            if not known or prev != holder:
+                self.holders[ip] = holder
+                extra = {"initial": True} if not known else {}
+                self.emit("status", "holder", holder, got.t, ip=ip, pnn=holder, prev=prev,
+                          by=self.pnn, latency_ms=got.latency_ms, **extra)

@@ -203,6 +203,17 @@ def test_bad_config_is_one_line_and_exit_2(cluster, tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_ipv6_public_address_is_one_line_and_exit_2(cluster, tmp_path):
+    (tmp_path / "nodes").write_text("198.18.0.1\n")
+    (tmp_path / "public_addresses").write_text("2001:db8::11/64 bond0\n")
+    r = cluster.nodes[0].run([sys.executable, "-m", "harness.failover.daemon", "--dir",
+                              str(tmp_path), "--pnn", "0"], check=False)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1
+    assert f"failoverd: {tmp_path}/public_addresses: 2001:db8::11/64 is IPv6" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_bad_key_file_is_one_line_and_exit_2(cluster, tmp_path):
     (tmp_path / "nodes").write_text("198.18.0.1\n")
     (tmp_path / "short.key").write_text("short\n")
