@@ -12,23 +12,13 @@ the timeline around the moment that broke it.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from harness.record import Event, Timeline, TimelineTimeout
-
-SCALE_ENV = "HARNESS_TIME_SCALE"
-
-
-def time_scale() -> float:
-    """Slowdown factor measured by the VM runner under emulation (1 on bare metal)."""
-    try:
-        return max(1.0, float(os.environ.get(SCALE_ENV, "1")))
-    except ValueError:
-        return 1.0
+from harness.wait import time_scale
 
 
 @dataclass(frozen=True)

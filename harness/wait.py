@@ -6,6 +6,7 @@ condition was first seen true; the poll period bounds the error.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -13,6 +14,16 @@ from typing import TypeVar
 from tenacity import RetryError, retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 T = TypeVar("T")
+SCALE_ENV = "HARNESS_TIME_SCALE"
+
+
+def time_scale() -> float:
+    """Slowdown factor the VM runner measured under emulation (1 on bare metal):
+    every timing bound and start-up deadline is multiplied by it, and says so."""
+    try:
+        return max(1.0, float(os.environ.get(SCALE_ENV, "1")))
+    except ValueError:
+        return 1.0
 
 
 class WaitTimeout(AssertionError):

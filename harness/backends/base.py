@@ -29,6 +29,7 @@ from harness.ctdb import (
     write_tunables,
 )
 from harness.ctdb.output import IPAddress
+from harness.wait import time_scale
 
 
 class NotConverged(AssertionError):
@@ -188,7 +189,6 @@ class Backend(ABC):
     def convergence_timeout(self) -> float:
         """How long start-up may take: first monitor, one gap, takeover, plus slack
         (times the emulation scale inside the test VM)."""
-        from harness.assertions import time_scale
         return (2 + 5 + self.tunable("TakeoverTimeout") + 10) * time_scale()
 
     def wait_converged(self, timeout: float, settle: float | None = None) -> float:

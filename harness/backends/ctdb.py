@@ -46,6 +46,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 from harness import netns, runs
 from harness.backends.base import Backend
 from harness.cluster import Cluster
+from harness.wait import time_scale
 
 CTDBD = Path("/usr/sbin/ctdbd")
 CTDB = Path("/usr/bin/ctdb")
@@ -258,7 +259,6 @@ class CtdbBackend(Backend):
         """ctdbd's start-up: leader election (5 s broadcast timeout + ElectionTimeout),
         the startup event waiting RerecoveryTimeout + 3 s after the last recovery,
         the first monitor runs, a takeover run; plus slack, times the VM's scale."""
-        from harness.assertions import time_scale
         t = self.tunable
         return (5 + t("ElectionTimeout") + t("RerecoveryTimeout") + 3 + 2 + 5
                 + t("MonitorInterval") + t("TakeoverTimeout") + 10) * time_scale()

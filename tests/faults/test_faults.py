@@ -35,6 +35,7 @@ from harness.faults import (
 )
 from harness.record import Recorder
 from harness.runs import proc_start_time
+from harness.wait import time_scale
 
 PUBLIC_PLAIN = "eth1"
 
@@ -447,7 +448,7 @@ def test_faults_never_touch_the_host(cluster, timeline):
 
 # -- bonds (VM only here) ------------------------------------------------------------------
 # In the emulated VM everything is slower; the runner exports the factor.
-SCALE = float(os.environ.get("HARNESS_TIME_SCALE", "1"))
+SCALE = time_scale()
 
 
 @pytest.mark.needs_bonding

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 from harness.builder import probe_bonding
+from harness.wait import time_scale
 
-TIME_SCALE = float(os.environ.get("HARNESS_TIME_SCALE", "1.0"))
+TIME_SCALE = time_scale()
 
 
 @pytest.fixture(scope="module")
