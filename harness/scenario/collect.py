@@ -89,4 +89,4 @@ class ScenarioItem(pytest.Item):
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"scenario {self.scenario.name} on {self.implementation}"
+        return self.path, 0, f"scenario {self.scenario.name} on {self.implementation}"

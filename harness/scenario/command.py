@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness import backends, hostcheck
+from harness import backends, builder, hostcheck
 from harness.lab import BackendUnavailable, backend_class
 from harness.scenario.loader import ScenarioError, load_scenario
 from harness.scenario.model import Scenario
@@ -60,6 +60,9 @@ def run_file(path: str, backend: str | None, out: Path | None) -> int:
         print(f"harness run: {e}", file=sys.stderr)
         return 2
     why = hostcheck.why_cannot_run()
+    if why is None and scenario.topology.has_bonds and not builder.kernel_has_bonding():
+        why = (f"{path}: the topology has bonds and this kernel has no bonding driver; run it "
+               f"in a VM: python -m harness.vm run -- python -m harness run {path}")
     if why:
         print(f"harness run: {why}", file=sys.stderr)
         return 2

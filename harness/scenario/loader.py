@@ -27,6 +27,7 @@ from harness.scenario.model import (
     EVENT_KINDS,
     EXPECTATIONS,
     FLAG_NAMES,
+    HOLDER,
     ROLES,
     START,
     UNDO_SUFFIX,
@@ -158,8 +159,10 @@ def _bound(value: Any, where: _Where, key: str) -> Bound:
     return Bound(tuple(names), seconds, "+".join(t.strip() for t in value.split("+")))
 
 
-def _node(value: Any, where: _Where, key: str, nodes: int) -> NodeRef:
-    fix = f"use a pnn from 0 to {nodes - 1} or one of {', '.join(ROLES)}"
+def _node(value: Any, where: _Where, key: str, topology: Topology) -> NodeRef:
+    nodes = topology.nodes
+    fix = (f"use a pnn from 0 to {nodes - 1}, leader, non-leader or holder:IP "
+           "(IP a public address)")
     if isinstance(value, int) and not isinstance(value, bool):
         if not 0 <= value < nodes:
             raise where.error(key, f"{value} is not a node of this topology "
@@ -169,17 +172,24 @@ def _node(value: Any, where: _Where, key: str, nodes: int) -> NodeRef:
         if value == "non-leader" and nodes < 2:
             raise where.error(key, "a 1-node cluster has no non-leader", "use 0")
         return value
+    if isinstance(value, str) and value.startswith(HOLDER):
+        public = [str(p.address.ip) for p in topology.public_addresses]
+        if value[len(HOLDER):] not in public:
+            raise where.error(key, f"{value[len(HOLDER):]!r} is not a public address",
+                              f"use holder: with one of {', '.join(public)}")
+        return value
     raise where.error(key, f"{_show(value)} is not a node", fix)
 
 
-def _observers(value: Any, where: _Where, key: str, nodes: int) -> tuple[NodeRef, ...] | str:
+def _observers(value: Any, where: _Where, key: str, topology: Topology
+               ) -> tuple[NodeRef, ...] | str:
     """`by`: whose status poll saw it: a node, a list of nodes, or "others"."""
     if value == "others":
         return "others"
     items = value if isinstance(value, list) else [value]
     if not items:
         raise where.error(key, "is empty", 'give nodes, e.g. by = [0, 1], or by = "others"')
-    return tuple(_node(v, where, key, nodes) for v in items)
+    return tuple(_node(v, where, key, topology) for v in items)
 
 
 def _match(value: Any, where: _Where, key: str) -> dict[str, Any]:
@@ -269,7 +279,7 @@ def scenario_from_dict(data: Mapping[str, Any], path: Path) -> Scenario:
     if not isinstance(duplicates, list):
         raise where.error("duplicates_allowed_on", f"{_show(duplicates)} is not a list of nodes",
                           "write e.g. duplicates_allowed_on = [2]")
-    allowed = tuple(_node(v, where, "duplicates_allowed_on", topology.nodes) for v in duplicates)
+    allowed = tuple(_node(v, where, "duplicates_allowed_on", topology) for v in duplicates)
     duplicates_reason = _reason(data, "duplicates_reason", bool(allowed), where,
                                 "duplicates_allowed_on")
     steps = _StepReader(where, topology).read(data.get("steps"))
@@ -522,7 +532,7 @@ class _StepReader:
                 continue
             value = raw[p.name]
             if p.name == "node" and not isinstance(value, int):
-                _node(value, where, "node", self.topology.nodes)
+                _node(value, where, "node", self.topology)
                 continue
             try:
                 parsed[p.name] = p.parse(value)
@@ -535,12 +545,12 @@ class _StepReader:
     def _against_topology(self, parsed: dict[str, Any], where: _Where) -> None:
         top = self.topology
         if isinstance(parsed.get("node"), int):
-            _node(parsed["node"], where, "node", top.nodes)
+            _node(parsed["node"], where, "node", top)
         for key in ("groups", "src", "dst"):
             if key in parsed:
                 groups = parsed[key] if key == "groups" else (parsed[key],)
                 for pnn in (p for g in groups for p in g):
-                    _node(pnn, where, key, top.nodes)
+                    _node(pnn, where, key, top)
         ports = sorted({p for i in top.interfaces for p in i.ports})
         if "port" in parsed:
             given = parsed["port"] if isinstance(parsed["port"], tuple) else (parsed["port"],)
@@ -580,7 +590,7 @@ class _StepReader:
         if "kind" not in value:
             raise where.error("on.kind", "missing", example)
         kind = _event_kind(value["kind"], where, "on.kind")
-        node = _node(value["node"], where, "on.node", self.topology.nodes) \
+        node = _node(value["node"], where, "on.node", self.topology) \
             if "node" in value else None
         has = None
         if "has" in value:
@@ -659,8 +669,7 @@ class _StepReader:
                 raise where.error(key, "missing", f"expect = {what!r} needs {key}"
                                   + (f" ({BOUND_HELP})" if key in ("within", "for") else ""))
         after = self._after(raw["after"], where)
-        nodes = self.topology.nodes
-        node = _node(raw["node"], where, "node", nodes) if "node" in raw else None
+        node = _node(raw["node"], where, "node", self.topology) if "node" in raw else None
         within = self._within(raw["within"], where) if span == "within" else None
         for_ = _bound(raw["for"], where, "for") if span == "for" else None
         flag = kind = None
@@ -677,7 +686,7 @@ class _StepReader:
             flag = _flag(raw["flag"], where, "flag")
         if "kind" in raw:
             kind = _event_kind(raw["kind"], where, "kind")
-        by = _observers(raw["by"], where, "by", nodes) if "by" in raw else None
+        by = _observers(raw["by"], where, "by", self.topology) if "by" in raw else None
         match = _match(raw["match"], where, "match") if "match" in raw else {}
         ips = self._ips(raw["ips"], where) if "ips" in raw else ()
         flagged = None

@@ -19,16 +19,19 @@ from harness.topology import Topology
 
 # A node is named by its pnn, or by a role resolved once the cluster has
 # converged (before the first step), so a file can say "a node that is not
-# the leader" without knowing which one the election picked.
+# the leader" or "the node holding 198.51.100.201" without knowing which one
+# the election or the IP allocation picked (they differ between runs and
+# implementations).
 ROLES: dict[str, str] = {
     "leader": "the node every node names as leader",
     "non-leader": "the highest-numbered node that is not the leader",
 }
+HOLDER = "holder:"  # "holder:IP": the node holding public address IP at the start
 NodeRef = int | str
 
 # Named bounds, in seconds, from harness.assertions.Bounds of the tunables in
-# force (times the emulation scale inside the test VM); a bound in a file is
-# a sum of these and plain numbers, e.g. "detection+takeover+2".
+# force (times the emulation scale inside the test VM, except `gap`); a bound
+# in a file is a sum of these and plain numbers, e.g. "detection+takeover+2".
 BOUND_NAMES: dict[str, str] = {
     "detection": "fault -> UNHEALTHY: the node's next monitor run (when the implementation "
                  "says when it is due, else the longest monitor gap) plus slack",
@@ -38,14 +41,14 @@ BOUND_NAMES: dict[str, str] = {
     "keepalive": "silent node -> DISCONNECTED: KeepaliveInterval x (KeepaliveLimit + 1) "
                  "plus slack",
     "gap": "the longest gap between two monitor runs (5 s after a health change, else "
-           "MonitorInterval)",
+           "MonitorInterval); the daemon's own timer, so not scaled in the VM",
     "startup": "how long the implementation may take to converge (start-up, a node rejoining)",
 }
 
 # What an expectation can wait for (`expect = NAME`).
 EXPECTATIONS: dict[str, str] = {
     "flag": "a flag appears on `node` (flag = UNHEALTHY, DISCONNECTED, BANNED, ...)",
-    "ok": "`node` is back to OK (or PARTIALLYONLINE, which still hosts IPs)",
+    "ok": "`node` is back to OK (no flag at all; PARTIALLYONLINE is expect = \"flag\")",
     "moved": "every public IP `node` held at `after` is added on another node",
     "reachable": "the client reaches every public IP `node` held at `after` again "
                  "(its outage since `after` ended)",
@@ -98,10 +101,10 @@ class Trigger:
     timeout: float = 60.0  # how long the armed trigger waits for its event
     match: dict[str, Any] = field(default_factory=dict)
 
-    def describe(self) -> str:
+    def describe(self, roles: Mapping[str, int] | None = None) -> str:
         parts = [self.kind]
         if self.node is not None:
-            parts.append(f"node {self.node}")
+            parts.append(f"node {node_text(self.node, roles)}")
         if self.has is not None:
             parts.append(f"has {self.has}")
         parts += [f"{k}={v}" for k, v in self.match.items()]
@@ -121,10 +124,11 @@ class FaultStep:
     on: Trigger | None = None
     for_s: float | None = None
 
-    def describe(self) -> str:
-        args = " ".join(f"{k}={_text(v)}" for k, v in self.args.items())
+    def describe(self, roles: Mapping[str, int] | None = None) -> str:
+        args = " ".join(f"{k}={node_text(v, roles) if k == 'node' else _text(v)}"
+                        for k, v in self.args.items())
         when = f" at +{self.at:g} s" if self.at is not None else ""
-        when += f" {self.on.describe()}" if self.on is not None else ""
+        when += f" {self.on.describe(roles)}" if self.on is not None else ""
         when += f" for {self.for_s:g} s" if self.for_s is not None else ""
         return f"fault {self.fault} {args}{when}".replace("  ", " ")
 
@@ -137,7 +141,7 @@ class UndoStep:
     target: str
     id: None = None
 
-    def describe(self) -> str:
+    def describe(self, roles: Mapping[str, int] | None = None) -> str:
         return f"undo {self.target}"
 
 
@@ -149,7 +153,7 @@ class WaitStep:
     seconds: Bound
     id: None = None
 
-    def describe(self) -> str:
+    def describe(self, roles: Mapping[str, int] | None = None) -> str:
         return f"wait {self.seconds} s"
 
 
@@ -171,8 +175,9 @@ class ExpectStep:
     ips: tuple[str, ...] = ()
     flagged: str | None = None  # "moved": the flag expectation that caused the takeover
 
-    def describe(self) -> str:
-        node = f"node {self.node}"
+    def describe(self, roles: Mapping[str, int] | None = None) -> str:
+        """One line; with `roles` (resolved at run time) a role shows its pnn."""
+        node = f"node {node_text(self.node, roles)}"
         what = {
             "flag": f"{self.flag} on {node}",
             "ok": f"{node} OK",
@@ -187,8 +192,10 @@ class ExpectStep:
         }[self.expect]
         if self.ips:
             what += f" ({', '.join(self.ips)})"
-        if self.by is not None:
-            what += f" seen by {self.by if isinstance(self.by, str) else _text(list(self.by))}"
+        if isinstance(self.by, str):
+            what += f" seen by {self.by}"
+        elif self.by is not None:
+            what += f" seen by {', '.join(node_text(b, roles) for b in self.by)}"
         if self.for_ is not None:
             what += f" for {self.for_}"
         return f"{what} after {self.after}"
@@ -235,6 +242,13 @@ class Scenario:
 
     def public_ips(self) -> list[str]:
         return [str(p.address.ip) for p in self.topology.public_addresses]
+
+
+def node_text(ref: NodeRef | None, roles: Mapping[str, int] | None = None) -> str:
+    """A node as a file names it; a resolved role also shows its pnn: `2 (non-leader)`."""
+    if isinstance(ref, str) and roles and ref in roles:
+        return f"{roles[ref]} ({ref})"
+    return str(ref)
 
 
 def _text(value: Any) -> str:

@@ -31,7 +31,6 @@ from harness.assertions import (
     expect_moved,
     expect_none,
     has_flag,
-    is_ok,
 )
 from harness.backends.base import NotConverged
 from harness.fault_kinds import build_fault
@@ -39,6 +38,8 @@ from harness.faults import Fault, FaultCancelled, Flap, Triggered
 from harness.lab import BackendUnavailable, Lab, LeakError, running_cluster
 from harness.probe import outages
 from harness.scenario.model import (
+    HOLDER,
+    ROLES,
     START,
     UNDO_SUFFIX,
     Bound,
@@ -143,15 +144,18 @@ class _Run:
 
     # -- the whole run -------------------------------------------------------------------
     def run(self) -> None:
-        if self.scenario.uses_roles():
-            leader = self.lab.backend.agreed_leader()
-            others = [p for p in range(self.scenario.topology.nodes) if p != leader]
-            self.roles = {"leader": leader, "non-leader": max(others)}
-            self.echo(f"  roles: leader = node {leader}, non-leader = node {max(others)}")
+        try:
+            self.roles = self.resolve_roles()
+        except STEP_ERRORS as e:
+            self.result.error = f"cannot name the nodes the file refers to: {e}"
+            return
+        if self.roles:
+            self.echo("  nodes: " + ", ".join(f"{ref} = node {pnn}"
+                                              for ref, pnn in self.roles.items()))
         self.start = self.tl.note("scenario start", scenario=self.scenario.name)
         failed = False
         for step in self.scenario.steps:
-            r = StepResult(step.number, step.id, step.describe())
+            r = StepResult(step.number, step.id, step.describe(self.roles))
             self.result.steps.append(r)
             if failed:
                 continue
@@ -213,6 +217,26 @@ class _Run:
             self.expectation(step, r)
 
     # -- nodes, references, bounds ----------------------------------------------------
+    def resolve_roles(self) -> dict[str, int]:
+        """The pnn of every role the file names (leader, non-leader, holder:IP), once."""
+        refs = sorted({r for r in self.scenario.node_refs() if isinstance(r, str)})
+        roles: dict[str, int] = {}
+        backend = self.lab.backend
+        if any(r in ROLES for r in refs):
+            leader = backend.agreed_leader()
+            roles["leader"] = leader
+            roles["non-leader"] = max(p for p in range(self.scenario.topology.nodes)
+                                      if p != leader)
+        holders = {str(ip): pnn for ip, pnn in backend.ips(0).items()} \
+            if any(r.startswith(HOLDER) for r in refs) else {}
+        for ref in refs:
+            if ref.startswith(HOLDER):
+                pnn = holders.get(ref[len(HOLDER):], -1)
+                if pnn < 0:
+                    raise StepFailed(f"nobody holds {ref[len(HOLDER):]} at the start")
+                roles[ref] = pnn
+        return {r: roles[r] for r in refs}
+
     def node(self, ref: NodeRef) -> int:
         return ref if isinstance(ref, int) else self.roles[ref]
 
@@ -227,7 +251,7 @@ class _Run:
     def named(self, due: float | None) -> dict[str, float]:
         b = self.bounds
         return {"detection": b.detection(due), "takeover": b.takeover, "recovery": b.recovery,
-                "keepalive": b.keepalive, "gap": b.monitor_gap * b.scale,
+                "keepalive": b.keepalive, "gap": b.monitor_gap,
                 "startup": self.lab.backend.convergence_timeout()}
 
     def span(self, bounds: tuple[Bound, Bound], due: float | None, r: StepResult
@@ -346,7 +370,7 @@ class _Run:
         if has is not None:
             tests.append(has_flag(has))
         if ok:
-            tests.append(is_ok)
+            tests.append(lambda e: list(e.data.get("flags", ())) == ["OK"])
         if match:
             want = dict(match)
             tests.append(lambda e: all(e.data.get(k) == v for k, v in want.items()))
