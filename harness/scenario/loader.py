@@ -12,6 +12,7 @@ node numbers, bound names, and that every `after` names an earlier step.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -71,7 +72,7 @@ EXPECT_REQUIRED: dict[str, tuple[str, ...]] = {
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 OPTION_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-BOUND_HELP = (f"write seconds or {', '.join(BOUND_NAMES)}, joined with + "
+BOUND_HELP = (f"a bound is seconds or {', '.join(BOUND_NAMES)}, joined with + "
               "(e.g. \"detection+takeover\")")
 
 
@@ -80,7 +81,7 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str):
-        text = repr(value)
+        text = _q(value)
     elif isinstance(value, dict):
         text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
     elif isinstance(value, list):
@@ -102,7 +103,7 @@ class _Where:
     def at(self, key: str) -> str:
         text = str(self.path)
         if self.step is not None:
-            text += f": step {self.step}" + (f" (id {self.step_id!r})" if self.step_id else "")
+            text += f": step {self.step}" + (f" (id {_q(self.step_id)})" if self.step_id else "")
         return f"{text}: {key}" if key else text
 
     def error(self, key: str, problem: str, fix: str) -> ScenarioError:
@@ -116,7 +117,14 @@ class _Where:
 # -- values --------------------------------------------------------------------------
 
 
+def _q(text: str) -> str:
+    """A text quoted as TOML writes it."""
+    return json.dumps(text)
+
+
 def _string(value: Any, where: _Where, key: str, fix: str) -> str:
+    if value is None:
+        raise where.error(key, "missing", fix)
     if not isinstance(value, str) or not value.strip():
         raise where.error(key, f"{_show(value)} is not a text", fix)
     return value
@@ -152,9 +160,9 @@ def _bound(value: Any, where: _Where, key: str) -> Bound:
         try:
             number = float(term)
         except ValueError:
-            raise where.error(key, f"{term!r} is not a bound", BOUND_HELP) from None
+            raise where.error(key, f"{_q(term)} is not a bound", BOUND_HELP) from None
         if number < 0:
-            raise where.error(key, f"{term!r} is negative", BOUND_HELP)
+            raise where.error(key, f"{_q(term)} is negative", BOUND_HELP)
         seconds += number
     return Bound(tuple(names), seconds, "+".join(t.strip() for t in value.split("+")))
 
@@ -175,7 +183,7 @@ def _node(value: Any, where: _Where, key: str, topology: Topology) -> NodeRef:
     if isinstance(value, str) and value.startswith(HOLDER):
         public = [str(p.address.ip) for p in topology.public_addresses]
         if value[len(HOLDER):] not in public:
-            raise where.error(key, f"{value[len(HOLDER):]!r} is not a public address",
+            raise where.error(key, f"{_q(value[len(HOLDER):])} is not a public address",
                               f"use holder: with one of {', '.join(public)}")
         return value
     raise where.error(key, f"{_show(value)} is not a node", fix)
@@ -257,7 +265,7 @@ def scenario_from_dict(data: Mapping[str, Any], path: Path) -> Scenario:
     name = _string(data.get("name"), where, "name",
                    'name the scenario, e.g. name = "flap" (letters, digits, ., - and _)')
     if not NAME_RE.fullmatch(name):
-        raise where.error("name", f"{name!r} is not a plain name",
+        raise where.error("name", f"{_q(name)} is not a plain name",
                           "use letters, digits, ., - and _ (it names the artifacts directory)")
     description = _string(data.get("description"), where, "description",
                           "say in a sentence what the scenario reproduces")
@@ -392,7 +400,7 @@ def _topology(value: Any, where: _Where
                       "give the path of a copy of the cluster's /etc/ctdb")
         directory = where.path.parent / rel
         if not directory.is_dir():
-            raise where.error("topology.ctdb", f"{rel!r} is not a directory (paths are "
+            raise where.error("topology.ctdb", f"{_q(rel)} is not a directory (paths are "
                                                "relative to the scenario file)",
                               "give the path of a copy of the cluster's /etc/ctdb")
         bonds = value.get("bonds", [])
@@ -462,16 +470,16 @@ class _StepReader:
                     or step_id == START:
                 raise where.error("id", f"{_show(step_id)} is not a usable id",
                                   "start with a letter; use letters, digits, - and _ "
-                                  f"(not {START!r})")
+                                  f"(not {_q(START)})")
             where = _Where(self.where.path, number, step_id)
             if step_id in self.ids:
                 raise where.error("id", f"already names step {self.ids[step_id]}",
                                   "give every step its own id")
         kinds = [k for k in STEP_KINDS if k in raw]
         if len(kinds) != 1:
-            problem = "has none of" if not kinds else f"has {' and '.join(kinds)}; one of"
-            raise where.error(kinds[1] if len(kinds) > 1 else "", f"{problem} fault, undo, "
-                              "expect, wait", "give each step exactly one of them")
+            raise where.error("/".join(kinds), "a step is exactly one of fault, undo, expect, "
+                                               "wait", "split it into one step each"
+                              if kinds else "add the one it is")
         step: Step
         if kinds[0] == "fault":
             step = self.fault(number, step_id, raw, where)
@@ -497,7 +505,7 @@ class _StepReader:
         keys = (*FAULT_STEP_KEYS, *(p.name for p in kind.params))
         for key in raw:
             if key not in keys:
-                raise where.error(key, f"is not a parameter of {name}",
+                raise where.error(key, f"not a parameter of {name}",
                                   f"a {name} step takes {', '.join(keys)}")
         self._fault_params(kind, raw, where)
         args = {p.name: raw[p.name] for p in kind.params if p.name in raw}
@@ -556,27 +564,27 @@ class _StepReader:
             given = parsed["port"] if isinstance(parsed["port"], tuple) else (parsed["port"],)
             for port in given:
                 if port not in ports:
-                    raise where.error("port", f"{port!r} is not a port of this topology",
+                    raise where.error("port", f"{_q(port)} is not a port of this topology",
                                       f"use one of {', '.join(ports)} (a bond's cables are "
                                       "its slaves)")
         if "iface" in parsed:
             names = sorted({i.name for i in top.interfaces} | set(ports))
             if parsed["iface"] not in names:
-                raise where.error("iface", f"{parsed['iface']!r} is not an interface of this "
+                raise where.error("iface", f"{_q(parsed['iface'])} is not an interface of this "
                                            "topology", f"use one of {', '.join(names)}")
         if parsed.get("network") is not None:
             nets = [n.name for n in top.networks]
             if parsed["network"] not in nets:
-                raise where.error("network", f"{parsed['network']!r} is not a network of this "
+                raise where.error("network", f"{_q(parsed['network'])} is not a network of this "
                                              "topology", f"use one of {', '.join(nets)}")
         if "bond" in parsed:
             bonds = {i.name: i.bond for i in top.interfaces if i.bond is not None}
             bond = bonds.get(parsed["bond"])
             if bond is None:
-                raise where.error("bond", f"{parsed['bond']!r} is not a bond of this topology",
+                raise where.error("bond", f"{_q(parsed['bond'])} is not a bond of this topology",
                                   f"use one of {', '.join(bonds) or '(none: add a bond)'}")
             if parsed.get("slave") is not None and parsed["slave"] not in bond.slaves:
-                raise where.error("slave", f"{parsed['slave']!r} is not a slave of "
+                raise where.error("slave", f"{_q(parsed['slave'])} is not a slave of "
                                            f"{parsed['bond']}",
                                   f"use one of {', '.join(bond.slaves)}")
 
@@ -595,7 +603,7 @@ class _StepReader:
         has = None
         if "has" in value:
             if kind != "flags":
-                raise where.error("on.has", f"only a flags event has flags (kind is {kind!r})",
+                raise where.error("on.has", f"only a flags event has flags (kind is {_q(kind)})",
                                   'use kind = "flags", or match = {...} for other data')
             has = _flag(value["has"], where, "on.has", ok=True)
         offset = _seconds(value.get("offset", 0.0), where, "on.offset")
@@ -611,11 +619,11 @@ class _StepReader:
             raise where.error("undo", f"{_show(target)} is not the id of an earlier fault",
                               f"use one of {known}")
         if self.faults[target].for_s is not None:
-            raise where.error("undo", f"fault {target!r} is undone by itself "
+            raise where.error("undo", f"fault {_q(target)} is undone by itself "
                                       f"(for = {self.faults[target].for_s:g})",
                               "drop this step or the fault's `for`")
         if target in self.undone:
-            raise where.error("undo", f"fault {target!r} is already undone", "drop this step")
+            raise where.error("undo", f"fault {_q(target)} is already undone", "drop this step")
         self.undone.add(target)
         return UndoStep(number, target)
 
@@ -642,13 +650,13 @@ class _StepReader:
             return value
         if base in self.faults and undo and not rest:
             if not self._undoable(base):
-                raise where.error("after", f"fault {base!r} is not undone before this step",
-                                  f"give it for = SECONDS, or add an undo = {base!r} step "
+                raise where.error("after", f"fault {_q(base)} is not undone before this step",
+                                  f"give it for = SECONDS, or add an undo = {_q(base)} step "
                                   "before this one")
             return value
         if value in self.ids:
             return value
-        raise where.error("after", f"{value!r} is not the id of an earlier step", fix)
+        raise where.error("after", f"{_q(value)} is not the id of an earlier step", fix)
 
     def expectation(self, number: int, step_id: str | None, raw: dict[str, Any],
                     where: _Where) -> ExpectStep:
@@ -660,13 +668,13 @@ class _StepReader:
         keys = ("expect", "id", "after", span, *EXPECT_KEYS[what])
         for key in raw:
             if key not in keys:
-                fix = (f"expect = {what!r} takes {', '.join(keys)}"
+                fix = (f"expect = {_q(what)} takes {', '.join(keys)}"
                        + ("; how long nothing may happen is `for`" if key == "within" else "")
                        + ("; `for` belongs to expect = \"none\"" if key == "for" else ""))
-                raise where.error(key, f"is not a key of expect = {what!r}", fix)
+                raise where.error(key, f"not a key of expect = {_q(what)}", fix)
         for key in ("after", span, *EXPECT_REQUIRED.get(what, ())):
             if key not in raw:
-                raise where.error(key, "missing", f"expect = {what!r} needs {key}"
+                raise where.error(key, "missing", f"expect = {_q(what)} needs {key}"
                                   + (f" ({BOUND_HELP})" if key in ("within", "for") else ""))
         after = self._after(raw["after"], where)
         node = _node(raw["node"], where, "node", self.topology) if "node" in raw else None
@@ -695,7 +703,8 @@ class _StepReader:
             if flagged not in self.flags:
                 raise where.error("flagged", f"{_show(flagged)} is not the id of an earlier "
                                              "flag expectation",
-                                  f"use one of {', '.join(sorted(self.flags)) or '(none yet)'}")
+                                  "use one of " + (", ".join(sorted(self.flags))
+                                                   or "(none yet: give a flag expectation an id)"))
         if what == "flag" and step_id is not None:
             self.flags.add(step_id)
         return ExpectStep(number, step_id, what, after, within, for_, node, flag, kind, by,
@@ -704,7 +713,7 @@ class _StepReader:
     def _within(self, value: Any, where: _Where) -> tuple[Bound, Bound]:
         if not isinstance(value, list) or len(value) != 2:
             raise where.error("within", f"{_show(value)} is not [lo, hi]",
-                              'write e.g. within = [0, "detection"]; ' + BOUND_HELP)
+                              'write within = [lo, hi], e.g. [0, "detection"]; ' + BOUND_HELP)
         lo, hi = _bound(value[0], where, "within"), _bound(value[1], where, "within")
         if not lo.names and not hi.names and lo.seconds > hi.seconds:
             raise where.error("within", f"[{lo}, {hi}] is empty", "write [lo, hi] with lo <= hi")

@@ -277,7 +277,7 @@ class _Run:
             if fr.timer is not None:
                 fr.timer.join(fr.undo_wait())
             if fr.fault.undo_event is None:
-                raise StepFailed(f"fault {base!r} was not undone"
+                raise StepFailed(f'fault "{base}" was not undone'
                                  + (f": {fr.error}" if fr.error else ""))
             return fr.fault.undo_event, fr.undo_due
         if fr.trigger is not None:
@@ -286,7 +286,7 @@ class _Run:
             if not fr.trigger.wait_fired(left + 1.0) or fr.fault.apply_event is None:
                 on = fr.step.on
                 assert on is not None
-                raise StepFailed(f"fault {base!r} never fired: no {on.describe()} within "
+                raise StepFailed(f'fault "{base}" never fired: no {on.describe()} within '
                                  f"{on.timeout:g} s of arming\n"
                                  + self.tl.window(time.monotonic(), before=on.timeout, after=0.5,
                                                   ref=fr.trigger.apply_event))
