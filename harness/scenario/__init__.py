@@ -6,7 +6,9 @@ implementation, and collected by pytest as a regression test.
 One job per module:
 
     model     the plain data of a scenario (steps, bounds, node references)
-    loader    TOML -> model; every mistake is one ScenarioError line
+    values    checked values; every mistake is one ScenarioError line
+    steps     the [[steps]] reader (ids, references, the fault catalogue)
+    loader    a TOML file -> model (top-level keys, topology, tunables)
     runner    one scenario on one implementation, step by step, on a lab
     report    what a run found: per-step lines, summary.json
     command   `harness run FILE [--backend NAME] [--out DIR]`

@@ -21,9 +21,10 @@ import pytest
 
 from harness import backends, pytest_plugin
 from harness.lab import BackendUnavailable, backend_class
-from harness.scenario.loader import ScenarioError, load_scenario
+from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 from harness.scenario.runner import run_scenario
+from harness.scenario.values import ScenarioError
 
 
 def is_scenario_file(path: Path) -> bool:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from harness import backends, builder, hostcheck
 from harness.lab import BackendUnavailable, backend_class
-from harness.scenario.loader import ScenarioError, load_scenario
+from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 from harness.scenario.report import RunResult
 from harness.scenario.runner import run_scenario
+from harness.scenario.values import ScenarioError
 
 DEFAULT_OUT = Path("artifacts/scenarios")
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario.loader import ScenarioError, load_scenario
+from harness.scenario.loader import load_scenario
 from harness.scenario.model import Bound, ExpectStep, FaultStep, UndoStep, WaitStep
+from harness.scenario.values import ScenarioError
 
 FILES = Path(__file__).resolve().parents[1] / "scenarios" / "files"
 HEAD = 'name = "t"\ndescription = "a test"\n'
