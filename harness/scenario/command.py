@@ -72,9 +72,10 @@ def run_file(path: str, backend: str | None, out: Path | None) -> int:
     for name in names:
         unavailable = backend_class(name).unavailable()
         if unavailable:
-            if backend is not None or scenario.implementations is not None:
+            if backend not in (None, "all") or scenario.implementations is not None:
                 print(f"harness run: {name} backend: {unavailable}", file=sys.stderr)
                 return 2
+            print(f"\n{name}: skipped ({unavailable})")
             continue
         directory = (out or DEFAULT_OUT / scenario.name) / name
         print()

@@ -154,21 +154,23 @@ class _Run:
                                               for ref, pnn in self.roles.items()))
         self.start = self.tl.note("scenario start", scenario=self.scenario.name)
         failed = False
-        for step in self.scenario.steps:
-            r = StepResult(step.number, step.id, step.describe(self.roles))
-            self.result.steps.append(r)
-            if failed:
-                continue
-            try:
-                self.do(step, r)
-                r.status = OK
-            except STEP_ERRORS as e:
-                r.status, r.message = FAILED, str(e) or type(e).__name__
-                failed = True
-            self.echo(r.line())
-            if failed:
-                self.echo(indent(r.message))
-        self.stop_timers()
+        try:
+            for step in self.scenario.steps:
+                r = StepResult(step.number, step.id, step.describe(self.roles))
+                self.result.steps.append(r)
+                if failed:
+                    continue
+                try:
+                    self.do(step, r)
+                    r.status = OK
+                except STEP_ERRORS as e:
+                    r.status, r.message = FAILED, str(e) or type(e).__name__
+                    failed = True
+                self.echo(r.line())
+                if failed:
+                    self.echo(indent(r.message))
+        finally:
+            self.stop_timers()  # also on Ctrl-C: a pending timer would hold its fault's lock
         self.invariants(failed)
 
     def invariants(self, failed: bool) -> None:
