@@ -310,8 +310,10 @@ class _Run:
             fr.trigger.apply()
             r.note = "armed"
         else:
-            fr.due = self.due(fault.node)
             target = None if step.at is None else self.start.t + step.at
+            if target is not None:  # the monitor's due time is read just before the fault
+                time.sleep(max(0.0, target - 0.2 - time.monotonic()))
+            fr.due = self.due(fault.node)
             fault.apply(at=target)
             assert fault.apply_event is not None
             applied = fault.apply_event.t - self.start.t

@@ -80,7 +80,7 @@ within = [0, 5]
 
 
 def test_timed_and_triggered_faults_and_their_references(tmp_path):
-    """`for` undoes in the background (and `ID.undo` waits for it), `on` fires
+    """`at` acts on time, `for` undoes in the background (and `ID.undo` waits for it), `on` fires
     a fault offset after an event (and `ID` is the moment it fired), an undo
     step disarms/undoes, `wait` lets time pass, `none` watches a window."""
     path = tmp_path / "scenario_timing.toml"
@@ -90,6 +90,7 @@ fault = "pull-cable"
 id = "short"
 node = 1
 port = "eth1"
+at = 0.5
 for = 1.0
 
 [[steps]]
@@ -153,6 +154,7 @@ for = 0.5
     result = run_scenario(load_scenario(path), "native", echo=lines.append)
     assert result.passed, "\n".join(lines) + result.failure_text()
     by_number = {s.number: s for s in result.steps}
+    assert by_number[1].note.startswith("applied at +0.5") and "late" not in by_number[1].note
     assert 0.95 <= (by_number[2].delay or 0) <= 1.3
     assert 0.3 <= (by_number[6].delay or 0) <= 0.6
     assert by_number[4].note == "armed" and by_number[8].note.startswith("undone at +")
