@@ -1,5 +1,5 @@
 """`harness` command: gc (the reaper), bench, topology checks, import of a field
-cluster's /etc/ctdb, and the demo.
+cluster's /etc/ctdb, the demo, and scenario files (`harness run`).
 
 Bad input gets one line on stderr and exit status 2, never a traceback.
 """
@@ -148,10 +148,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _add_late_commands(sub: argparse._SubParsersAction) -> None:
-    """Commands that live in their own modules (demo, stats)."""
+    """Commands that live in their own modules (demo, stats, run)."""
     from harness import demo, stats
+    from harness.scenario import command as scenario_command
     demo.add_parser(sub)
     stats.add_parser(sub)
+    scenario_command.add_parser(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

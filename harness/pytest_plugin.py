@@ -51,6 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "needs_full_kernel: uses kernel features this CI kernel lacks (netem); also run in "
         "the VM by `make test-vm`",
         "slow: long-running test",
+        "scenario: a scenario file (scenario_*.toml) run on one implementation",
     ):
         config.addinivalue_line("markers", line)
 
@@ -82,11 +83,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Scenario files under tests/ (harness.scenario.collect)."""
+    from harness.scenario.collect import ScenarioFile, is_scenario_file
+    if is_scenario_file(file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = hostcheck.why_cannot_run()
     for item in items:
         needs_ns = "cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker(
-            "needs_bonding")
+            "needs_bonding") or item.get_closest_marker("scenario")
         if reason and needs_ns:
             item.add_marker(pytest.mark.skip(reason=f"harness: {reason}"))
         elif item.get_closest_marker("needs_bonding") and not reason \
@@ -107,14 +116,19 @@ def test_failed(request: pytest.FixtureRequest) -> bool:
     return any(r.failed for r in reps.values())
 
 
-def artifacts_dir(request: pytest.FixtureRequest) -> Path | None:
-    """Per-test artifacts directory (only with --artifacts)."""
-    base = request.config.getoption("--artifacts")
+def artifacts_path(config: pytest.Config, nodeid: str) -> Path | None:
+    """Where a test's artifacts go (only with --artifacts); not created here."""
+    base = config.getoption("--artifacts")
     if not base:
         return None
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
-    path = Path(base) / safe
-    path.mkdir(parents=True, exist_ok=True)
+    return Path(base) / re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)
+
+
+def artifacts_dir(request: pytest.FixtureRequest) -> Path | None:
+    """Per-test artifacts directory (only with --artifacts), created."""
+    path = artifacts_path(request.config, request.node.nodeid)
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
