@@ -1,4 +1,4 @@
-# The harness's pytest plugin is registered through the `pytest11` entry
-# point (see pyproject.toml); naming it here also enables it when the
+# The harness's pytest plugins are registered through `pytest11` entry
+# points (see pyproject.toml); naming them here also enables them when the
 # package is used from a plain checkout.
-pytest_plugins = ["harness.pytest_plugin"]
+pytest_plugins = ["harness.pytest_plugin", "harness.scenario.collect"]

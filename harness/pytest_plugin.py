@@ -51,7 +51,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "needs_full_kernel: uses kernel features this CI kernel lacks (netem); also run in "
         "the VM by `make test-vm`",
         "slow: long-running test",
-        "scenario: a scenario file (scenario_*.toml) run on one implementation",
     ):
         config.addinivalue_line("markers", line)
 
@@ -81,14 +80,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if tr:
             tr.write_line(msg, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """Scenario files under tests/ (harness.scenario.collect)."""
-    from harness.scenario.collect import ScenarioFile, is_scenario_file
-    if is_scenario_file(file_path):
-        return ScenarioFile.from_parent(parent, path=file_path)
-    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,6 +1,8 @@
 """Scenario files as pytest tests: every `scenario_*.toml` under a `tests`
-directory is collected (by the plugin's pytest_collect_file) as one item per
-implementation, so a field bug written down as a file is a regression test.
+directory is collected as one item per implementation, so a field bug
+written down as a file is a regression test. A pytest plugin of its own
+(entry point `harness.scenario.collect`, next to harness.pytest_plugin, whose
+options and artifacts directory it uses).
 
 Items honour --backend and the file's `implementations` (an event-mode file
 runs on native only); a topology with bonds marks them needs_bonding (skipped
@@ -29,6 +31,17 @@ from harness.scenario.values import ScenarioError
 
 def is_scenario_file(path: Path) -> bool:
     return path.suffix == ".toml" and path.name.startswith("scenario_") and "tests" in path.parts
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "scenario: a scenario file (scenario_*.toml) run on one implementation")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if is_scenario_file(file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
 
 
 class ScenarioFailed(AssertionError):
