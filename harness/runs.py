@@ -74,6 +74,21 @@ class RunState:
         (self.dir / "owner.json").write_text(json.dumps(owner))
         return self
 
+    def take_over(self) -> RunState:
+        """Make this process the owner of a run another process claimed: a lab
+        supervisor taking over from `harness up`, or from a failed test kept
+        running (--keep-on-failure). The run is alive while the new owner is."""
+        o = self.owner()
+        if o is None:
+            raise FileNotFoundError(f"run {self.run_id} has no owner record in {self.dir}")
+        pid = os.getpid()
+        o.update(pid=pid, start=proc_start_time(pid))
+        o.pop("kept", None)
+        tmp = self.dir / "owner.json.tmp"
+        tmp.write_text(json.dumps(o))
+        tmp.replace(self.dir / "owner.json")
+        return self
+
     def owner(self) -> dict | None:
         try:
             return json.loads((self.dir / "owner.json").read_text())
@@ -187,14 +202,18 @@ def known_run_ids(root: Path = STATE_ROOT) -> set[str]:
     return ids
 
 
-def reap(root: Path = STATE_ROOT, force: tuple[str, ...] = (), kept: bool = False) -> list[str]:
-    """Remove the leftovers of every dead run (`harness gc`).
+def reap(root: Path = STATE_ROOT, force: tuple[str, ...] = (), kept: bool = False,
+         only: tuple[str, ...] | None = None) -> list[str]:
+    """Remove the leftovers of every dead run (`harness gc`), or of the runs
+    in `only` (`harness down` of a lab whose supervisor died).
 
     Live runs are never touched. Runs kept by --keep-on-failure stay unless
     named in `force` or `kept` is set.
     """
     removed = []
     for rid in sorted(known_run_ids(root)):
+        if only is not None and rid not in only:
+            continue
         state = RunState(rid, root)
         if state.is_kept():
             if rid not in force and not kept:
