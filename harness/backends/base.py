@@ -10,13 +10,17 @@ through the same files, written by harness.ctdb's checked writers.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from harness import netns, runs
 from harness.cluster import Cluster
 from harness.ctdb import (
     DEFAULTS,
@@ -34,6 +38,44 @@ from harness.wait import time_scale
 
 class NotConverged(AssertionError):
     """The cluster did not reach all-OK with every IP held once in time."""
+
+
+@dataclass
+class Daemon:
+    """A daemon known by pid and kernel start time (never by name) that is not
+    this process's child: ctdbd after its fork, or any implementation's daemon
+    taken over by a lab supervisor (Backend.attach).
+
+    It is watched through /proc, and it is in the run's process record for
+    the reaper.
+    """
+
+    pid: int
+    record: runs.ProcRecord
+
+    def running(self) -> bool:
+        return runs.alive(self.pid, self.record.start)
+
+    def wait(self, timeout: float) -> bool:
+        """True once the daemon has exited (within timeout)."""
+        deadline = time.monotonic() + timeout
+        while self.running():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def signal(self, sig: int) -> None:
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, wait, then SIGKILL."""
+        self.signal(signal.SIGTERM)
+        if not self.wait(timeout):
+            self.signal(signal.SIGKILL)
+            self.wait(timeout)
 
 
 class Backend(ABC):
@@ -75,10 +117,40 @@ class Backend(ABC):
     def stop(self) -> None:
         """Stop every daemon and leave nothing behind."""
 
+    def attach(self) -> None:
+        """Take over the daemons already running on this cluster, started by
+        another process of the same run (a failed test whose lab a supervisor
+        keeps running). Afterwards stop(), the CLI and daemon faults work as if
+        this object had started them."""
+        raise NotImplementedError(f"{self.name}: cannot take over running daemons")
+
+    def recorded_daemon(self, pnn: int, what: str) -> Daemon:
+        """Node pnn's daemon from the run's process record (`what` as recorded
+        at its start), checked to be alive and inside the node's namespace."""
+        node = self.cluster.nodes[pnn]
+        for rec in reversed(self.cluster.state.processes()):
+            if rec.what != what or not runs.alive(rec.pid, rec.start):
+                continue
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{rec.pid}/ns/net").st_ino == netns.netns_ino(node.netns):
+                    return Daemon(rec.pid, rec)
+        raise RuntimeError(f"{self.name}: no live {what!r} in the record of run "
+                           f"{self.cluster.run_id}")
+
     # -- the CLI -----------------------------------------------------------
     @abstractmethod
     def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = 10) -> str:
         """Run the CTDB-style CLI on node `pnn` and return its stdout."""
+
+    def cli_argv(self, pnn: int, *args: str) -> list[str]:
+        """The implementation's own CLI on node pnn (`ctdb ARGS` / `failoverctl
+        ARGS`) as a command that runs from the host, output untouched."""
+        raise NotImplementedError(f"{self.name}: no command-line client")
+
+    def enter_argv(self, pnn: int) -> list[str]:
+        """Prefix that runs a command in node pnn as its daemon sees the node
+        (by default the node's network namespace, with the namespace's /sys)."""
+        return self.cluster.nodes[pnn].argv([])
 
     def status(self, pnn: int = 0) -> ClusterStatus:
         return parse_status(self.ctl(pnn, "-X", "status"))
@@ -118,6 +190,10 @@ class Backend(ABC):
     @abstractmethod
     def event_script_dir(self, pnn: int) -> Path:
         """Where extra `NN.name` event scripts for node pnn go (e.g. a hung monitor)."""
+
+    def config_files(self, pnn: int) -> list[Path]:
+        """Node pnn's configuration files as the daemon reads them (to save a lab)."""
+        return []
 
     def tunable(self, name: str) -> int:
         """Value in force (the test's setting, else CTDB's 4.17 default)."""

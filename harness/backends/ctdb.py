@@ -37,14 +37,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from harness import netns, runs
-from harness.backends.base import Backend
+from harness.backends.base import Backend, Daemon
 from harness.cluster import Cluster
 from harness.wait import time_scale
 
@@ -71,43 +70,6 @@ LAUNCH_TIMEOUT = 10.0
 
 class CtdbError(RuntimeError):
     """A `ctdb` CLI command failed; the message carries its stderr."""
-
-
-@dataclass
-class Daemon:
-    """A forked ctdbd, known by pid and kernel start time (never by name).
-
-    It is not the harness's child (the launcher exited after the fork), so it
-    is watched through /proc, and it is also in the run's process record for
-    the reaper.
-    """
-
-    pid: int
-    record: runs.ProcRecord
-
-    def running(self) -> bool:
-        return runs.alive(self.pid, self.record.start)
-
-    def wait(self, timeout: float) -> bool:
-        """True once the daemon has exited (within timeout)."""
-        deadline = time.monotonic() + timeout
-        while self.running():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-        return True
-
-    def signal(self, sig: int) -> None:
-        if self.running():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, wait, then SIGKILL."""
-        self.signal(signal.SIGTERM)
-        if not self.wait(timeout):
-            self.signal(signal.SIGKILL)
-            self.wait(timeout)
 
 
 class CtdbBackend(Backend):
@@ -147,6 +109,11 @@ class CtdbBackend(Backend):
     def event_script_dir(self, pnn: int) -> Path:
         """Node pnn's /etc/ctdb/events/legacy: an executable NN.name.script here runs."""
         return self.etc_dir(pnn) / "events" / "legacy"
+
+    def config_files(self, pnn: int) -> list[Path]:
+        etc = self.etc_dir(pnn)
+        return [etc / name for name in ("ctdb.conf", "nodes", "public_addresses",
+                                        "ctdb.tunables", "script.options")]
 
     def ctdb_conf(self, pnn: int) -> str:
         node_ip = self.cluster.nodes[pnn].address().ip
@@ -252,8 +219,18 @@ class CtdbBackend(Backend):
         if os.stat(f"/proc/{pid}/ns/net").st_ino != netns.netns_ino(node.netns):
             raise CtdbError(f"node {pnn}: pid {pid} from {self.pid_file(pnn)} is not in "
                             f"{node.netns}")
-        self.daemons[pnn] = Daemon(pid, self.cluster.state.record_process(pid, f"ctdbd node{pnn}"))
+        self.daemons[pnn] = Daemon(pid, self.cluster.state.record_process(pid, self._what(pnn)))
         self._wait_socket(pnn)
+
+    @staticmethod
+    def _what(pnn: int) -> str:
+        """How node pnn's ctdbd is named in the run's process record."""
+        return f"ctdbd node{pnn}"
+
+    def attach(self) -> None:
+        """Take over every node's running ctdbd, found in the run's record."""
+        self.daemons = {pnn: self.recorded_daemon(pnn, self._what(pnn))
+                        for pnn in range(len(self.cluster.nodes))}
 
     def convergence_timeout(self) -> float:
         """ctdbd's start-up: leader election (5 s broadcast timeout + ElectionTimeout),
@@ -341,18 +318,22 @@ class CtdbBackend(Backend):
             d.stop()
 
     # -- the CLI -----------------------------------------------------------
-    def ctl_argv(self, pnn: int, *args: str) -> list[str]:
-        """`ctdb ARGS` in the namespaces of node pnn's ctdbd (its /run/ctdb socket)."""
+    def enter_argv(self, pnn: int) -> list[str]:
+        """The network and mount namespaces of node pnn's ctdbd (its /etc/ctdb,
+        /run/ctdb socket): `ctdb status` inside works as on a real node."""
         d = self.daemons.get(pnn)
         if d is None or not d.running():
             raise CtdbError(f"ctdbd on node {pnn} is not running")
         # --root: the daemon's own root; in the test VM everything runs in a
         # chroot, and entering a mount namespace alone would leave us outside it
-        return ["nsenter", "--target", str(d.pid), "--mount", "--net", "--root", "--",
-                str(CTDB), *args]
+        return ["nsenter", "--target", str(d.pid), "--mount", "--net", "--root", "--"]
+
+    def cli_argv(self, pnn: int, *args: str) -> list[str]:
+        """`ctdb ARGS` inside node pnn, as its ctdbd sees the node."""
+        return [*self.enter_argv(pnn), str(CTDB), *args]
 
     def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = 10) -> str:
-        r = subprocess.run(self.ctl_argv(pnn, *args), capture_output=True, text=True,
+        r = subprocess.run(self.cli_argv(pnn, *args), capture_output=True, text=True,
                            timeout=timeout, stdin=subprocess.DEVNULL)
         if check and r.returncode != 0:
             raise CtdbError(f"node {pnn}: ctdb {' '.join(args)} exited {r.returncode}: "

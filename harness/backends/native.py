@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.backends.base import Backend
+from harness.backends.base import Backend, Daemon
 from harness.cluster import Cluster, ManagedProcess
 from harness.failover import ctl
 
@@ -27,7 +27,8 @@ class NativeBackend(Backend):
         super().__init__(cluster, tunables, options)
         self.event_mode = event_mode
         self.log_level = log_level
-        self.procs: dict[int, ManagedProcess] = {}
+        # our children, or (after attach) daemons another process of the run started
+        self.procs: dict[int, ManagedProcess | Daemon] = {}
         self.lock = self.dir / "cluster.lock"
         self.key_file: Path | None = None
         if cluster_key:
@@ -62,8 +63,17 @@ class NativeBackend(Backend):
         if self.key_file:
             argv += ["--key-file", str(self.key_file)]
         self.procs[pnn] = self.cluster.nodes[pnn].spawn(
-            argv, f"failoverd node {pnn}", log=d / "stderr.log")
+            argv, self._what(pnn), log=d / "stderr.log")
 
+    @staticmethod
+    def _what(pnn: int) -> str:
+        """How node pnn's daemon is named in the run's process record."""
+        return f"failoverd node {pnn}"
+
+    def attach(self) -> None:
+        """Take over every node's running failoverd, found in the run's record."""
+        self.procs = {pnn: self.recorded_daemon(pnn, self._what(pnn))
+                      for pnn in range(len(self.cluster.nodes))}
 
     def stop_node(self, pnn: int) -> None:
         proc = self.procs.pop(pnn, None)
@@ -73,7 +83,7 @@ class NativeBackend(Backend):
     def daemon_pid(self, pnn: int) -> int:
         return self.procs[pnn].pid
 
-    def process(self, pnn: int) -> ManagedProcess:
+    def process(self, pnn: int) -> ManagedProcess | Daemon:
         return self.procs[pnn]
 
     def stop(self) -> None:
@@ -102,8 +112,16 @@ class NativeBackend(Backend):
         return float(out.split("due_in:")[1])
 
     def cli_argv(self, pnn: int, *args: str) -> list[str]:
-        """The same command as a person would type it (for logs and README)."""
-        return ["failoverctl", "--socket", str(self.socket_path(pnn)), *args]
+        """failoverctl on the node's control socket, run by this interpreter (the
+        `failoverctl` script need not be on PATH)."""
+        return [sys.executable, "-m", "harness.failover.ctl", "--socket",
+                str(self.socket_path(pnn)), *args]
+
+    def enter_argv(self, pnn: int) -> list[str]:
+        """The node's namespace, with $FAILOVER_SOCKET naming its daemon's control
+        socket, so `failoverctl status` inside works as `ctdb status` does."""
+        return self.cluster.nodes[pnn].argv(
+            ["env", f"{ctl.ENV_SOCKET}={self.socket_path(pnn)}"])
 
     # -- files -------------------------------------------------------------------------
     def log_path(self, pnn: int) -> Path:
@@ -111,3 +129,8 @@ class NativeBackend(Backend):
 
     def event_script_dir(self, pnn: int) -> Path:
         return self.node_dir(pnn) / "events"
+
+    def config_files(self, pnn: int) -> list[Path]:
+        d = self.node_dir(pnn)
+        return [d / name for name in ("nodes", "public_addresses", "ctdb.tunables",
+                                      "script.options")]
