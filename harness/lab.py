@@ -83,25 +83,37 @@ def deferred_interrupts() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def built_cluster(topology: Topology, *, keep: Callable[[], bool] = lambda: False
+def built_cluster(topology: Topology, *, keep: Callable[[], bool] = lambda: False,
+                  state: runs.RunState | None = None, adopt: bool = False,
+                  hand_over: Callable[[Cluster], str | None] | None = None
                   ) -> Iterator[Cluster]:
     """A freshly built cluster under a new run id, removed afterwards.
 
-    `keep()` is asked at the end: if true the namespaces stay (processes are
-    stopped, the run is marked kept so the reaper leaves it) and how to enter
-    them is printed. Otherwise everything is removed and a leftover raises
-    LeakError.
+    `state`: a run this process already owns (a lab supervisor's) instead of
+    a new one; with `adopt` its namespaces exist already (built by another
+    process of the run, e.g. a failed test kept running) and are taken over
+    rather than built.
+
+    `keep()` is asked at the end: if true the cluster stays. `hand_over`, if
+    given, is offered it first (a lab supervisor keeps it running); it
+    returns what to print, or None when there is nothing to hand over. Else
+    the namespaces stay with their processes stopped, the run is marked kept
+    so the reaper leaves it, and how to enter them is printed. Otherwise
+    everything is removed and a leftover raises LeakError.
     """
-    state = runs.RunState(runs.new_run_id()).claim()
-    cluster = Cluster.create(topology, state)
+    state = state or runs.RunState(runs.new_run_id()).claim()
+    cluster = Cluster(topology, state) if adopt else Cluster.create(topology, state)
     try:
         yield cluster
     finally:
         with deferred_interrupts():
             if keep():
-                cluster.stop_processes()
-                state.mark_kept()
-                print("\n" + cluster.how_to_enter())
+                told = hand_over(cluster) if hand_over is not None else None
+                if told is None:
+                    cluster.stop_processes()
+                    state.mark_kept()
+                    told = cluster.how_to_enter()
+                print("\n" + told)
             else:
                 cluster.destroy()
                 leftovers = cluster.leftovers()
@@ -125,10 +137,14 @@ def backend_class(backend: str | type[Backend]) -> type[Backend]:
 def started_backend(cluster: Cluster, backend: str | type[Backend],
                     tunables: Mapping[str, int] | None = None,
                     options: Mapping[str, str] | None = None, *, event_mode: bool = False,
-                    settle: float | None = None) -> Iterator[Backend]:
+                    settle: float | None = None, attach: bool = False,
+                    keep: Callable[[], bool] = lambda: False) -> Iterator[Backend]:
     """The implementation running on `cluster` and converged (all OK, every IP
-    held once); stopped afterwards. Raises BackendUnavailable if it cannot run
-    here, ValueError for an event mode it does not have."""
+    held once); stopped afterwards unless `keep()` says the daemons are to
+    outlive this process (handed to a lab supervisor). With `attach` the
+    daemons run already (an adopted cluster): they are taken over as they
+    are, converged or not. Raises BackendUnavailable if it cannot run here,
+    ValueError for an event mode it does not have."""
     cls = backend_class(backend)
     why = cls.unavailable()
     if why:
@@ -141,12 +157,16 @@ def started_backend(cluster: Cluster, backend: str | type[Backend],
         kw["event_mode"] = True
     impl = cls(cluster, tunables, options, **kw)
     try:
-        impl.start()
-        impl.wait_converged(impl.convergence_timeout(), settle=settle)
+        if attach:
+            impl.attach()
+        else:
+            impl.start()
+            impl.wait_converged(impl.convergence_timeout(), settle=settle)
         yield impl
     finally:
-        with deferred_interrupts():
-            impl.stop()
+        if not keep():
+            with deferred_interrupts():
+                impl.stop()
 
 
 @contextlib.contextmanager
@@ -188,15 +208,23 @@ def running_cluster(topology: Topology, backend: str | type[Backend],
                     options: Mapping[str, str] | None = None, *, event_mode: bool = False,
                     name: str = "lab", record: bool = True, settle: float | None = None,
                     keep: Callable[[], bool] = lambda: False,
+                    state: runs.RunState | None = None, adopt: bool = False,
+                    timeline: Timeline | None = None,
                     **recorder_kw: Any) -> Iterator[Lab]:
     """Build `topology`, start `backend` on it with `tunables`/`options`, wait
     for convergence, start the recorders (unless record=False) and yield the
-    Lab; stop and remove everything afterwards, whatever happens."""
+    Lab; stop and remove everything afterwards, whatever happens.
+
+    A lab supervisor passes the run it owns (`state`), `adopt` to take over a
+    cluster that already runs (see built_cluster, started_backend), and its
+    own `timeline` (already followed by its journal, so no event is missed)."""
     with contextlib.ExitStack() as stack:
-        cluster = stack.enter_context(built_cluster(topology, keep=keep))
+        cluster = stack.enter_context(built_cluster(topology, keep=keep, state=state,
+                                                    adopt=adopt))
         impl = stack.enter_context(started_backend(cluster, backend, tunables, options,
-                                                   event_mode=event_mode, settle=settle))
-        timeline = Timeline(name)
+                                                   event_mode=event_mode, settle=settle,
+                                                   attach=adopt))
+        timeline = Timeline(name) if timeline is None else timeline
         rec = stack.enter_context(recording(cluster, timeline, impl, **recorder_kw)) \
             if record else None
         faults = stack.enter_context(fault_catalogue(cluster, timeline, impl))
