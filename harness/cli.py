@@ -148,12 +148,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _add_late_commands(sub: argparse._SubParsersAction) -> None:
-    """Commands that live in their own modules (demo, stats, run)."""
+    """Commands that live in their own modules (demo, stats, run, the lab commands)."""
     from harness import demo, stats
+    from harness.labs import commands as lab_commands
     from harness.scenario import command as scenario_command
     demo.add_parser(sub)
     stats.add_parser(sub)
     scenario_command.add_parser(sub)
+    lab_commands.add_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
