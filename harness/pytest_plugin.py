@@ -9,7 +9,7 @@ entry point; a user's conftest needs nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +24,14 @@ from harness.topology import Topology, TopologyError, default_topology
 VM_HINT = "the kernel has no bonding driver; run the bond tests in a VM with `make test-vm`"
 _report_key = pytest.StashKey[dict[str, pytest.TestReport]]()
 _snapshot_key = pytest.StashKey[dict]()
+_backend_key = pytest.StashKey[Backend]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "failover test harness")
     group.addoption("--keep-on-failure", action="store_true",
-                    help="leave a failed test's cluster up and print how to enter it")
+                    help="keep a failed test's cluster running as a lab (`harness ls`) and "
+                         "print how to use it")
     group.addoption("--artifacts", metavar="DIR", default=None,
                     help="write logs and timelines of failed tests under DIR")
     group.addoption("--backend", default="all", metavar="NAME",
@@ -154,15 +156,33 @@ def topology(request: pytest.FixtureRequest) -> Topology:
     return base
 
 
+def _keeping(request: pytest.FixtureRequest) -> Callable[[], bool]:
+    """Asked at teardown: keep this test's cluster (--keep-on-failure and it failed)?"""
+    keep = request.config.getoption("--keep-on-failure")
+    return lambda: keep and test_failed(request)
+
+
+def _hand_over(request: pytest.FixtureRequest, cluster: Cluster) -> str | None:
+    """A failed test's running cluster to a lab supervisor (None: no daemons ran,
+    so there is nothing to keep running)."""
+    impl = request.node.stash.get(_backend_key, None)
+    if impl is None:
+        return None
+    from harness.labs.handover import hand_over
+    return hand_over(cluster, impl, request.node.nodeid)
+
+
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, topology: Topology) -> Iterator[Cluster]:
     """A freshly built cluster (harness.lab.built_cluster), removed afterwards
-    whatever happens; a leak fails the test. Scope: function; depends on
-    `topology` and @pytest.mark.cluster."""
+    whatever happens; a leak fails the test. With --keep-on-failure a failed
+    test's cluster runs on as a lab if a backend ran on it, else its
+    namespaces stay. Scope: function; depends on `topology` and
+    @pytest.mark.cluster."""
     top = apply_marker(topology, request.node.get_closest_marker("cluster"))
-    keep = request.config.getoption("--keep-on-failure")
     try:
-        with lab.built_cluster(top, keep=lambda: keep and test_failed(request)) as c:
+        with lab.built_cluster(top, keep=_keeping(request),
+                               hand_over=lambda c: _hand_over(request, c)) as c:
             yield c
     except lab.LeakError as e:
         pytest.fail(str(e), pytrace=False)
@@ -212,7 +232,8 @@ def backend(request: pytest.FixtureRequest, cluster: Cluster, backend_name: str,
     `cluster`, `backend_name` (parametrized by --backend) and
     `default_tunables`. Tunables come from @pytest.mark.tunables (default
     MonitorInterval=3), script options from @pytest.mark.script_options;
-    on failure the daemons' logs go under --artifacts."""
+    on failure the daemons' logs go under --artifacts, and with
+    --keep-on-failure the daemons keep running (see `cluster`)."""
     tunables = {**default_tunables, **_marker_kwargs(request, "tunables")}
     options = {k: str(v) for k, v in _marker_kwargs(request, "script_options").items()}
     event_mode = request.node.get_closest_marker("event_mode") is not None
@@ -221,7 +242,8 @@ def backend(request: pytest.FixtureRequest, cluster: Cluster, backend_name: str,
                     "the native implementation's --event-mode")
     try:
         with lab.started_backend(cluster, backend_name, tunables, options,
-                                 event_mode=event_mode) as impl:
+                                 event_mode=event_mode, keep=_keeping(request)) as impl:
+            request.node.stash[_backend_key] = impl
             yield impl
     except lab.BackendUnavailable as e:
         pytest.skip(str(e))
