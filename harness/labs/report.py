@@ -114,11 +114,12 @@ def _report(tl: Timeline, ev: Event, undo: Event | None, until: float,
     return rep
 
 
-def summary(spec: LabSpec, tl: Timeline) -> dict[str, Any]:
+def summary(spec: LabSpec, tl: Timeline, poll_interval: float) -> dict[str, Any]:
     return {
         "lab": spec.name, "run": spec.run_id, "implementation": spec.implementation,
         "nodes": spec.topology["nodes"], "tunables": spec.tunables,
         "script_options": spec.script_options, "event_mode": spec.event_mode,
+        "status_poll_s": poll_interval,  # how late a flag can be seen (detection_s)
         "events": len(tl), "faults": [asdict(r) for r in fault_reports(tl, spec.public_ips())],
     }
 
@@ -146,6 +147,6 @@ def save(files: LabFiles, directory: Path) -> dict[str, Any]:
             if path.exists():
                 shutil.copy(path, conf / path.name)
     shutil.copy(files.spec_path, directory / "lab.json")
-    result = summary(spec, tl)
+    result = summary(spec, tl, access.poll_interval)
     (directory / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
     return result

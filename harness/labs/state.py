@@ -98,6 +98,7 @@ class LabAccess:
     switch: str
     t0: float  # monotonic: the timeline's zero, when the supervisor started
     ready_at: float  # monotonic: when the lab was first seen converged (or adopted)
+    poll_interval: float  # s between status polls of a node: the flags' time resolution
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

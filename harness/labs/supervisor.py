@@ -39,7 +39,10 @@ from harness.labs.control import ControlServer, Reply, Request
 from harness.labs.journal import Journal, Timeline
 from harness.labs.state import LabAccess, LabFiles, LabSpec, NodeAccess
 
-POLL_INTERVAL = 0.1  # status polls per node: the flags' time resolution on the timeline
+# Status polls per node: the time resolution of the flags on the timeline.
+# ctdbd's CLI is two processes per poll (nsenter, ctdb): every 0.1 s on 3
+# nodes that is two thirds of a core here, for as long as the lab lives.
+POLL_INTERVAL = {"native": 0.1, "ctdb": 0.5}
 PROBE_PERIOD = 0.05  # client probes: the outages' resolution, for as long as the lab lives
 READY_TIMEOUT = 600.0  # a supervisor silent this long is stuck: stopped, run removed
 STOP_TIMEOUT = 120.0  # ctdbd's shutdown takes up to 15 s a node (in parallel)
@@ -155,6 +158,7 @@ class Supervisor:
         self.faults: dict[str, Fault] = {}  # the faults made through `harness fault`
         self.timers: list[threading.Thread] = []
         self.publishing = threading.Lock()
+        self.poll_interval = POLL_INTERVAL.get(self.spec.implementation, 0.5)
 
     # -- lifecycle ---------------------------------------------------------------
     def run(self) -> int:
@@ -189,7 +193,7 @@ class Supervisor:
         with running_cluster(spec.build_topology(), spec.implementation, spec.tunables,
                              spec.script_options, event_mode=spec.event_mode, name=spec.name,
                              state=state, adopt=spec.adopt, timeline=timeline,
-                             poll_interval=POLL_INTERVAL, probe=True,
+                             poll_interval=self.poll_interval, probe=True,
                              probe_period=PROBE_PERIOD, probe_max_s=float("inf")) as lab:
             self.lab = lab
             self.publish_access()
@@ -253,7 +257,8 @@ class Supervisor:
                 config=[str(p) for p in backend.config_files(node.pnn)]))
         return LabAccess(
             nodes=nodes, clients={name: c.netns for name, c in cluster.clients.items()},
-            switch=cluster.switch.netns, t0=lab.timeline.t0, ready_at=lab.ready_at)
+            switch=cluster.switch.netns, t0=lab.timeline.t0, ready_at=lab.ready_at,
+            poll_interval=self.poll_interval)
 
     # -- requests ----------------------------------------------------------------------
     def handle(self, req: Request) -> Reply:

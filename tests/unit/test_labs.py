@@ -80,7 +80,7 @@ def _access(clients: tuple[str, ...] = ("public",)) -> LabAccess:
                         daemon_pid=None, daemon_start=None, enter=None, cli=None,
                         log=f"/x/node{p}.log", config=[]) for p in range(3)]
     return LabAccess(nodes=nodes, clients={c: f"fth-abc-c-{c}" for c in clients},
-                     switch="fth-abc-sw", t0=1.0, ready_at=2.0)
+                     switch="fth-abc-sw", t0=1.0, ready_at=2.0, poll_interval=0.1)
 
 
 def test_node_specs_name_nodes_clients_and_the_switch():
