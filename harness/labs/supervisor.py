@@ -171,6 +171,9 @@ class Supervisor:
             state.take_over()
             journal = Journal(self.files.journal_path, Timeline(self.spec.name))
             self._run(state, journal.timeline)
+        except KeyboardInterrupt:
+            failure = "stopped by a signal before it was ready"
+            log.info("lab %s: %s", self.spec.name, failure)
         except BaseException as e:  # noqa: BLE001 - reported, after everything is removed
             failure = _one_line(e)
             log.exception("lab %s failed", self.spec.name)
