@@ -127,9 +127,12 @@ class Lines:
         self.proc = proc
         self.seen: list[str] = []
         self.q: queue.Queue[str] = queue.Queue()
-        assert proc.stdout is not None
-        out = proc.stdout
-        threading.Thread(target=lambda: [self.q.put(x) for x in out], daemon=True).start()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.q.put(line)
 
     def wait_for(self, pattern: str, timeout: float) -> str:
         rx = re.compile(pattern)
