@@ -6,6 +6,7 @@ End to end: the lab commands run as a user types them, `python -m harness
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -292,6 +293,47 @@ def test_bad_input_is_one_line_and_exit_2(live_lab, argv):
     assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith(f"harness {argv[0]}: "), \
         r.stderr
     assert r.stdout == ""
+
+
+def test_commands_run_in_nodes_with_their_exit_status(live_lab):
+    r = harness("exec", live_lab, "1", "--", "sh", "-c", "ip -br addr show eth0; exit 3")
+    assert r.returncode == 3 and "198.18.0.2/24" in r.stdout, r
+    r = harness("exec", live_lab, "client", "--", "ip", "-br", "addr", "show", "eth0")
+    assert r.returncode == 0 and "203.0.113.254/24" in r.stdout, r
+    # a shell reads its commands from stdin like any shell
+    r = subprocess.run([sys.executable, "-m", "harness", "shell", live_lab, "switch"],
+                       input="ip -br link | grep -c UP; exit 5\n", capture_output=True,
+                       text=True, timeout=60, env=env())
+    assert r.returncode == 5 and int(r.stdout) >= 2, r
+    # onnode's shape: each node's output after `>> NODE: <address> <<`; the last failure
+    r = harness("onnode", live_lab, "0,2", "--", "ip -br addr show eth0 | cut -c1-4; exit 4")
+    assert r.returncode == 4, r
+    assert r.stdout.split() == ["eth0", "eth0"]
+    assert r.stderr.split("\n") == ["", ">> NODE: 198.18.0.1 <<", "", ">> NODE: 198.18.0.3 <<", ""]
+    r = harness("onnode", live_lab, "1", "--", "true")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
+def test_ctrl_c_during_up_leaves_nothing(unique):
+    up_ = subprocess.Popen([sys.executable, "-m", "harness", "up", "--name", unique],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the supervisor is building the lab
+            with contextlib.suppress(AssertionError, OSError, ValueError):
+                lab = lab_of(unique)
+                break
+            assert up_.poll() is None and time.monotonic() < deadline, up_.communicate()
+            time.sleep(0.05)
+        up_.send_signal(signal.SIGINT)
+        out, err = up_.communicate(timeout=120)
+    finally:
+        if up_.poll() is None:
+            up_.kill()
+            up_.communicate()
+    assert up_.returncode == 130 and "Traceback" not in err, err
+    assert lab.leftovers([]) == []
+    assert unique not in harness("ls").stdout
 
 
 def test_a_failed_test_keeps_running_as_a_lab(labs, tmp_path: Path):
