@@ -43,6 +43,9 @@ from harness.labs.state import LabAccess, LabFiles, LabSpec, NodeAccess
 # ctdbd's CLI is two processes per poll (nsenter, ctdb): every 0.1 s on 3
 # nodes that is two thirds of a core here, for as long as the lab lives.
 POLL_INTERVAL = {"native": 0.1, "ctdb": 0.5}
+# ctdbd logs two lines per CLI connection: the status polls alone would make
+# them nearly all of a lab's timeline (the daemon's log file keeps them).
+LOG_PATTERN = r"^(?!.*(?:Connected client with pid|Registered message handler for srvid))"
 PROBE_PERIOD = 0.05  # client probes: the outages' resolution, for as long as the lab lives
 READY_TIMEOUT = 600.0  # a supervisor silent this long is stuck: stopped, run removed
 STOP_TIMEOUT = 120.0  # ctdbd's shutdown takes up to 15 s a node (in parallel)
@@ -197,7 +200,8 @@ class Supervisor:
                              spec.script_options, event_mode=spec.event_mode, name=spec.name,
                              state=state, adopt=spec.adopt, timeline=timeline,
                              poll_interval=self.poll_interval, probe=True,
-                             probe_period=PROBE_PERIOD, probe_max_s=float("inf")) as lab:
+                             probe_period=PROBE_PERIOD, probe_max_s=float("inf"),
+                             log_pattern=LOG_PATTERN) as lab:
             self.lab = lab
             self.publish_access()
             server = ControlServer(self.files.socket_path, self.handle).start()
