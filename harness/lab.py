@@ -101,7 +101,8 @@ def built_cluster(topology: Topology, *, keep: Callable[[], bool] = lambda: Fals
     so the reaper leaves it, and how to enter them is printed. Otherwise
     everything is removed and a leftover raises LeakError.
     """
-    state = state or runs.RunState(runs.new_run_id()).claim()
+    if state is None:
+        state = runs.RunState(runs.new_run_id()).claim()
     cluster = Cluster(topology, state) if adopt else Cluster.create(topology, state)
     try:
         yield cluster
