@@ -1,5 +1,6 @@
 """`harness` command: gc (the reaper), bench, topology checks, import of a field
-cluster's /etc/ctdb, the demo, and scenario files (`harness run`).
+cluster's /etc/ctdb, the demo, scenario files (`harness run`), and labs that
+stay up (up, ls, shell, ctdb, fault, watch, save, down: harness.labs).
 
 Bad input gets one line on stderr and exit status 2, never a traceback.
 """
