@@ -29,8 +29,9 @@ from typing import Any
 
 from harness import hostcheck, runs
 from harness.cli import UsageError
-from harness.ctdb import tunables as tunable_table
-from harness.fault_kinds import FaultSpecError, describe_kinds
+from harness.ctdb import TunableError, parse_value
+from harness.ctdb.tunables import current
+from harness.faults import FaultSpecError, describe_kinds
 from harness.lab import backend_class
 from harness.labs import access, report, supervisor, watch
 from harness.labs.control import LabUnreachable, call
@@ -100,9 +101,9 @@ def parse_tunable(text: str) -> tuple[str, int]:
     if not eq or not name.strip():
         raise UsageError(f"--tunable {text!r}: write NAME=VALUE, e.g. MonitorInterval=3")
     try:
-        entry = tunable_table.current(name.strip())
-        return entry.name, tunable_table.parse_value(value, entry.name)
-    except tunable_table.TunableError as e:
+        entry = current(name.strip())
+        return entry.name, parse_value(value, entry.name)
+    except TunableError as e:
         raise UsageError(f"--tunable {text!r}: {e}") from None
 
 

@@ -3,8 +3,8 @@ it is recorded, so `watch` can follow it and `save` can read it from another
 process, and nothing is lost if the supervisor dies.
 
 The file has Timeline.save()'s shape (a header line, then one event a line),
-so harness.timeline tools read it too. Events are in arrival order; the
-prober dates some a little in the past (see harness.timeline).
+so harness.record tools read it too. Events are in arrival order; the
+prober dates some a little in the past (see harness.record).
 
 This is the one module of harness.labs that imports the recorders' package:
 the other modules get Event, Timeline and the derived views from here.
@@ -17,8 +17,15 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from harness.probe import Outage, outages
-from harness.timeline import Event, Timeline, address_holders, kind_matcher, status_flags
+from harness.record import (
+    Event,
+    Outage,
+    Timeline,
+    address_holders,
+    kind_matcher,
+    outages,
+    status_flags,
+)
 
 __all__ = ["Event", "Journal", "Outage", "Timeline", "address_holders", "kind_matcher",
            "load_timeline", "outages", "parse_line", "read_lines", "status_flags"]

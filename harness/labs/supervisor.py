@@ -32,8 +32,8 @@ from typing import Any
 
 import harness
 from harness import runs
-from harness.fault_kinds import FaultSpecError, build_fault, fault_kind
-from harness.faults import Fault, FaultCancelled, FaultError
+from harness.faults import Fault, FaultCancelled, FaultError, FaultSpecError, build_fault
+from harness.faults.kinds import fault_kind
 from harness.lab import Lab, deferred_interrupts, running_cluster
 from harness.labs.control import ControlServer, Reply, Request
 from harness.labs.journal import Journal, Timeline

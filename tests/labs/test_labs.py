@@ -24,10 +24,11 @@ from pathlib import Path
 import pytest
 
 from harness import hostcheck, netns, runs
-from harness.assertions import Bounds, time_scale
+from harness.assertions import Bounds
 from harness.backends.ctdb import CtdbBackend
-from harness.ctdb.tunables import DEFAULTS
+from harness.ctdb import DEFAULTS
 from harness.seed import seed_topology
+from harness.wait import time_scale
 
 MONITOR_INTERVAL = 3
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import UsageError
-from harness.fault_kinds import FaultSpecError
+from harness.faults import FaultSpecError
 from harness.labs import access
 from harness.labs.commands import parse_script_option, parse_tunable
 from harness.labs.control import ControlServer, LabUnreachable, Reply, Request, call
