@@ -48,14 +48,19 @@ def cmd_topology(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import_ctdb(args: argparse.Namespace) -> int:
+def bonds_from_specs(specs: Sequence[str]) -> dict[str, Bond]:
+    """The field's bonds from --bond SPEC options (import-ctdb, up --from-ctdb)."""
     bonds: dict[str, Bond] = {}
-    for spec in args.bond:
+    for spec in specs:
         name, bond = parse_bond_spec(spec)
         if name in bonds:
             raise UsageError(f"--bond {name} is given twice; give each bond once")
         bonds[name] = bond
-    imported = import_ctdb_dir(args.dir, bonds, args.private_iface)
+    return bonds
+
+
+def cmd_import_ctdb(args: argparse.Namespace) -> int:
+    imported = import_ctdb_dir(args.dir, bonds_from_specs(args.bond), args.private_iface)
     for w in imported.warnings:
         print(f"harness import-ctdb: warning: {w}", file=sys.stderr)
     print_topology(args.dir, imported.topology)

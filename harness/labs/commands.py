@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import hostcheck, runs
-from harness.cli import UsageError
+from harness.cli import UsageError, bonds_from_specs
 from harness.ctdb import TunableError, parse_value
 from harness.ctdb.tunables import current
+from harness.ctdb_import import format_mapping, import_ctdb_dir
 from harness.faults import FaultSpecError, describe_kinds
 from harness.lab import backend_class
 from harness.labs import access, report, supervisor, watch
@@ -93,6 +94,8 @@ class Build:
     topology: Topology
     tunables: dict[str, int] = field(default_factory=dict)
     script_options: dict[str, str] = field(default_factory=dict)
+    mapping: dict[str, str] = field(default_factory=dict)  # field -> lab (--from-ctdb)
+    warnings: list[str] = field(default_factory=list)  # what the import does not reproduce
 
 
 def parse_tunable(text: str) -> tuple[str, int]:
@@ -119,17 +122,18 @@ def parse_script_option(text: str) -> tuple[str, str]:
 def what_to_build(args: argparse.Namespace) -> Build:
     """The cluster `up` was asked for; bad input is a UsageError."""
     if args.from_ctdb is not None:
-        # MERGE(H9): --from-ctdb DIR [--bond SPEC]... is wired here at merge:
-        #   bonds = [ctdb_import.parse_bond_spec(b) for b in args.bond]
-        #   imported = ctdb_import.import_ctdb_dir(args.from_ctdb, bonds)
-        #   build = Build(imported.topology, dict(imported.tunables),
-        #                 dict(imported.script_options))
-        # then --tunable/--script-option below override what the import found,
-        # and `up` prints imported.mapping (field names -> lab names).
-        raise UsageError("--from-ctdb: the /etc/ctdb importer is not part of this build yet")
-    if args.bond:
+        if args.topology:
+            raise UsageError("--from-ctdb DIR and --topology FILE both say what to build; "
+                             "give one")
+        imported = import_ctdb_dir(args.from_ctdb, bonds_from_specs(args.bond))
+        build = Build(imported.topology, dict(imported.tunables),
+                      dict(imported.script_options), dict(imported.mapping),
+                      list(imported.warnings))
+    elif args.bond:
         raise UsageError("--bond SPEC only goes with --from-ctdb DIR")
-    build = Build(load_topology(args.topology) if args.topology else seed_topology())
+    else:
+        build = Build(load_topology(args.topology) if args.topology else seed_topology())
+    # given on the command line, they override what the field's files set
     build.tunables.update(parse_tunable(t) for t in args.tunable)
     build.script_options.update(parse_script_option(o) for o in args.script_option)
     return build
@@ -178,9 +182,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         except LabError as e:
             raise UsageError(str(e)) from None
     state = runs.RunState(runs.new_run_id()).claim()
+    for warning in build.warnings:
+        print(f"harness up: warning: {warning}", file=sys.stderr)
     spec = LabSpec(name=args.name or "", run_id=state.run_id, implementation=cls.name,
                    topology=topology_to_dict(build.topology), tunables=build.tunables,
-                   script_options=build.script_options, event_mode=args.event_mode)
+                   script_options=build.script_options, event_mode=args.event_mode,
+                   origin=f"harness up --from-ctdb {args.from_ctdb}" if args.from_ctdb
+                   else "harness up", mapping=build.mapping)
     try:
         files = create_lab(spec)
     except LabError as e:
@@ -200,6 +208,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"{spec.name} is up: {cls.name}, {top.nodes} nodes ({bonds}), run {spec.run_id}, "
           f"ready in {took:.1f} s")
     print(how_to_use(spec))
+    if build.mapping:
+        print("field -> lab (kept in the lab's lab.json, which `harness save` copies):")
+        for line in format_mapping(build.mapping).splitlines():
+            print(f"  {line}")
     return 0
 
 

@@ -61,6 +61,7 @@ class LabSpec:
     adopt: bool = False  # the cluster runs already (a failed test's): take it over
     origin: str = "harness up"
     created: float = field(default_factory=time.time)  # wall clock, for `ls`
+    mapping: dict[str, str] = field(default_factory=dict)  # field -> lab, from --from-ctdb
 
     def build_topology(self) -> Topology:
         return topology_from_dict(self.topology, f"lab {self.name}")

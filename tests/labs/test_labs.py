@@ -219,6 +219,23 @@ def test_a_lab_from_up_to_down(labs, unique, tmp_path: Path):
     assert lab.leftovers([*daemons, supervisor]) == []
 
 
+def test_a_lab_from_a_field_etc_ctdb(labs, unique):
+    labs.append(unique)
+    sample = ROOT / "tests" / "unit" / "data" / "etc-ctdb" / "four-nodes"
+    r = up(unique, "--from-ctdb", str(sample))
+    assert r.stdout.startswith(f"{unique} is up: native, 4 nodes")
+    assert re.search(r"^  10\.10\.1\.11 +-> 198\.18\.0\.1$", r.stdout, re.M), r.stdout
+    lab = lab_of(unique)
+    spec = json.loads((lab.dir / "lab" / "lab.json").read_text())
+    assert spec["mapping"]["10.10.1.14"] == "198.18.0.4"
+    assert spec["tunables"]["MonitorInterval"] == MONITOR_INTERVAL  # the command line wins
+    row = next(x for x in harness("ls").stdout.splitlines() if x.startswith(unique + " "))
+    assert row.endswith("0:OK 1:OK 2:OK 3:OK"), row
+    daemons, supervisor = lab.daemons(), lab.owner()
+    assert harness("down", unique).returncode == 0
+    assert lab.leftovers([*daemons, supervisor]) == []
+
+
 @pytest.mark.parametrize("remover", [("down",), ("gc",)], ids=["down", "gc"])
 def test_a_killed_supervisor_leaves_nothing_once_removed(labs, unique, remover):
     labs.append(unique)
@@ -274,6 +291,8 @@ BAD = [
     ("up", "--name", "has space"),
     ("up", "--backend", "vms"),
     ("up", "--topology", "/nonexistent.toml"),
+    ("up", "--from-ctdb", "/nonexistent"),
+    ("up", "--bond", "bond0=active-backup:eth1"),
     ("exec", "{lab}", "7", "--", "true"),
     ("shell", "{lab}", "client:nope"),
     ("onnode", "{lab}", "0,5", "--", "true"),
