@@ -166,7 +166,8 @@ def test_a_lab_from_up_to_down(labs, unique, tmp_path: Path):
     row = next(x for x in ls.stdout.splitlines() if x.startswith(unique))
     assert row.split()[1:3] == ["native", "3"] and row.endswith("0:OK 1:OK 2:OK"), ls.stdout
 
-    watch = subprocess.Popen([sys.executable, "-m", "harness", "watch", unique],
+    # --since: what happened while watch itself was starting is shown too
+    watch = subprocess.Popen([sys.executable, "-m", "harness", "watch", unique, "--since", "60"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=env())
     try:
