@@ -211,20 +211,32 @@ def running_cluster(topology: Topology, backend: str | type[Backend],
                     keep: Callable[[], bool] = lambda: False,
                     state: runs.RunState | None = None, adopt: bool = False,
                     timeline: Timeline | None = None,
+                    hand_over: Callable[[Cluster, Backend], str | None] | None = None,
                     **recorder_kw: Any) -> Iterator[Lab]:
     """Build `topology`, start `backend` on it with `tunables`/`options`, wait
     for convergence, start the recorders (unless record=False) and yield the
     Lab; stop and remove everything afterwards, whatever happens.
 
+    `keep()` true at the end keeps the cluster: with `hand_over` running (its
+    daemons are not stopped, and hand_over(cluster, backend) passes it to a
+    lab supervisor: harness.labs.handover), else as built_cluster keeps it.
+
     A lab supervisor passes the run it owns (`state`), `adopt` to take over a
     cluster that already runs (see built_cluster, started_backend), and its
     own `timeline` (already followed by its journal, so no event is missed)."""
+    started: list[Backend] = []  # the backend once it runs: what hand_over passes on
+
+    def keep_running(cluster: Cluster) -> str | None:
+        return hand_over(cluster, started[0]) if hand_over is not None and started else None
+
     with contextlib.ExitStack() as stack:
-        cluster = stack.enter_context(built_cluster(topology, keep=keep, state=state,
-                                                    adopt=adopt))
-        impl = stack.enter_context(started_backend(cluster, backend, tunables, options,
-                                                   event_mode=event_mode, settle=settle,
-                                                   attach=adopt))
+        cluster = stack.enter_context(built_cluster(
+            topology, keep=keep, state=state, adopt=adopt,
+            hand_over=keep_running if hand_over is not None else None))
+        impl = stack.enter_context(started_backend(
+            cluster, backend, tunables, options, event_mode=event_mode, settle=settle,
+            attach=adopt, keep=keep if hand_over is not None else lambda: False))
+        started.append(impl)
         timeline = Timeline(name) if timeline is None else timeline
         rec = stack.enter_context(recording(cluster, timeline, impl, **recorder_kw)) \
             if record else None

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from harness import backends, pytest_plugin
+from harness.backends.base import Backend
+from harness.cluster import Cluster
 from harness.lab import BackendUnavailable, backend_class
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
@@ -88,13 +90,19 @@ class ScenarioItem(pytest.Item):
         try:
             result = run_scenario(self.scenario, self.implementation,
                                   out=pytest_plugin.artifacts_path(self.config, self.nodeid),
-                                  save_always=False, keep=lambda: keep)
+                                  save_always=False, keep=lambda: keep,
+                                  hand_over=self._hand_over)
         except BackendUnavailable as e:
             pytest.skip(str(e))
         if not result.passed:
             if result.timeline_table:
                 self.add_report_section("call", "timeline", result.timeline_table)
             raise ScenarioFailed(result.failure_text())
+
+    def _hand_over(self, cluster: Cluster, backend: Backend) -> str:
+        """A failed scenario's cluster runs on as a lab (--keep-on-failure)."""
+        from harness.labs.handover import hand_over
+        return hand_over(cluster, backend, self.nodeid)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.assertions import assert_invariants
-from harness.backends.base import NotConverged
+from harness.backends.base import Backend, NotConverged
+from harness.cluster import Cluster
 from harness.lab import BackendUnavailable, Lab, LeakError, running_cluster
 from harness.record import Timeline
 from harness.scenario.expectations import check_expectation
@@ -33,13 +34,16 @@ from harness.scenario.report import FAILED, OK, RunResult, StepResult, indent, i
 
 def run_scenario(scenario: Scenario, implementation: str, *, out: Path | None = None,
                  save_always: bool = True, echo: Callable[[str], None] = print,
-                 keep: Callable[[], bool] = lambda: False) -> RunResult:
+                 keep: Callable[[], bool] = lambda: False,
+                 hand_over: Callable[[Cluster, Backend], str | None] | None = None
+                 ) -> RunResult:
     """Run `scenario` once on `implementation`; echo a line per step as it ends.
 
     With `out`, the timeline (timeline.jsonl + timeline.txt), the daemons' logs
     and summary.json are written there - always, or only when the run failed
     (save_always=False, as pytest's --artifacts does). `keep()` true at the
-    end leaves a failed run's cluster up (pytest's --keep-on-failure).
+    end leaves a failed run's cluster up (pytest's --keep-on-failure), running
+    as a lab when `hand_over` is given (see running_cluster).
     Raises lab.BackendUnavailable when the implementation cannot run here.
     """
     result = RunResult(scenario.name, str(scenario.path), implementation)
@@ -49,6 +53,7 @@ def run_scenario(scenario: Scenario, implementation: str, *, out: Path | None = 
         with running_cluster(scenario.topology, implementation, scenario.tunables,
                              scenario.script_options, event_mode=scenario.event_mode,
                              name=scenario.name, keep=lambda: keep() and not result.passed,
+                             hand_over=hand_over,
                              poll_interval=0.1, probe=True) as lab:  # as pytest's recorder
             timeline = lab.timeline
             result.converged_s = lab.ready_at - t0

@@ -357,13 +357,42 @@ def test_ctrl_c_during_up_leaves_nothing(unique):
     assert unique not in harness("ls").stdout
 
 
-def test_a_failed_test_keeps_running_as_a_lab(labs, tmp_path: Path):
-    (tmp_path / "test_fails.py").write_text(textwrap.dedent("""
+FAILING = {
+    "tests/test_fails.py": """
         def test_deliberately_fails(backend):
             assert False, "deliberately"
-    """))
+    """,
+    "tests/scenario_fails.toml": """
+        name = "fails-on-purpose"
+        description = "A flag that never comes."
+        implementations = ["native"]
+        topology = {file = "plain.toml"}
+        [tunables]
+        MonitorInterval = 3
+        [[steps]]
+        fault = "pull-cable"
+        id = "cut"
+        node = 2
+        port = "eth1"
+        [[steps]]
+        expect = "flag"
+        node = 2
+        flag = "BANNED"
+        after = "cut"
+        within = [0, 1]
+    """,
+}
+
+
+@pytest.mark.parametrize("failing", list(FAILING), ids=["python", "scenario"])
+def test_a_failed_test_keeps_running_as_a_lab(labs, tmp_path: Path, failing: str):
+    path = tmp_path / failing
+    path.parent.mkdir()
+    path.write_text(textwrap.dedent(FAILING[failing]))
+    (path.parent / "plain.toml").write_text(  # the scenario's topology file
+        (ROOT / "tests" / "scenarios" / "files" / "seed-plain.toml").read_text())
     r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-                        "--keep-on-failure", "--backend", "native", "test_fails.py"],
+                        "--keep-on-failure", "--backend", "native", failing],
                        cwd=tmp_path, capture_output=True, text=True, timeout=240, env=env())
     assert r.returncode == 1, r.stdout + r.stderr
     m = re.search(r"its cluster runs on as lab (\S+) \(run (\w+), native\)", r.stdout)
