@@ -13,13 +13,13 @@ import sys
 import time
 from collections.abc import Sequence
 
-from harness import hostcheck, runs
-from harness.ctdb_import import CtdbImportError, format_mapping, import_ctdb_dir, parse_bond_spec
-from harness.topology import Bond, Topology, TopologyError, default_topology, load_topology
-
-
-class UsageError(Exception):
-    """Bad input from the command line: printed as one line, exit 2."""
+from harness import demo, hostcheck, runs, stats
+from harness.cluster import Cluster
+from harness.cmdline import UsageError, bonds_from_specs
+from harness.ctdb_import import CtdbImportError, format_mapping, import_ctdb_dir
+from harness.labs import commands as lab_commands
+from harness.scenario import command as scenario_command
+from harness.topology import Topology, TopologyError, default_topology, load_topology
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -48,16 +48,6 @@ def cmd_topology(args: argparse.Namespace) -> int:
     return 0
 
 
-def bonds_from_specs(specs: Sequence[str]) -> dict[str, Bond]:
-    """The field's bonds from --bond SPEC options (import-ctdb, up --from-ctdb)."""
-    bonds: dict[str, Bond] = {}
-    for spec in specs:
-        name, bond = parse_bond_spec(spec)
-        if name in bonds:
-            raise UsageError(f"--bond {name} is given twice; give each bond once")
-        bonds[name] = bond
-    return bonds
-
 
 def cmd_import_ctdb(args: argparse.Namespace) -> int:
     imported = import_ctdb_dir(args.dir, bonds_from_specs(args.bond), args.private_iface)
@@ -85,8 +75,6 @@ def cmd_import_ctdb(args: argparse.Namespace) -> int:
 
 def bench_build(sizes: Sequence[int], repeat: int) -> dict[int, list[float]]:
     """Build+teardown wall time (s) of plain clusters of each size."""
-    from harness.cluster import Cluster
-
     out: dict[int, list[float]] = {}
     for n in sizes:
         top = default_topology(n).plain() if n <= 3 else default_topology(3).plain().resized(n)
@@ -155,9 +143,6 @@ def parser() -> argparse.ArgumentParser:
 
 def _add_late_commands(sub: argparse._SubParsersAction) -> None:
     """Commands that live in their own modules (demo, stats, run, the lab commands)."""
-    from harness import demo, stats
-    from harness.labs import commands as lab_commands
-    from harness.scenario import command as scenario_command
     demo.add_parser(sub)
     stats.add_parser(sub)
     scenario_command.add_parser(sub)

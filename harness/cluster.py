@@ -25,7 +25,7 @@ from typing import Any
 from harness import builder, netns
 from harness.netns import NsRoute
 from harness.rtnl import LinkView, link_view
-from harness.runs import ProcRecord, RunState, alive
+from harness.runs import ProcRecord, RunState, alive, new_run_id
 from harness.topology import Network, Topology
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
@@ -209,7 +209,6 @@ class Cluster:
     def create(cls, topology: Topology, state: RunState | None = None) -> Cluster:
         """Claim a run (if not given), build everything; on error remove it all."""
         if state is None:
-            from harness.runs import new_run_id
             state = RunState(new_run_id()).claim()
         cluster = cls(topology, state)
         t0 = time.monotonic()

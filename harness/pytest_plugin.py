@@ -18,6 +18,7 @@ from harness import backends, builder, hostcheck, lab, runs
 from harness.backends.base import Backend
 from harness.cluster import Cluster
 from harness.faults import Faults
+from harness.labs.handover import hand_over
 from harness.record import Recorder, Timeline
 from harness.topology import Topology, TopologyError, default_topology
 
@@ -168,7 +169,6 @@ def _hand_over(request: pytest.FixtureRequest, cluster: Cluster) -> str | None:
     impl = request.node.stash.get(_backend_key, None)
     if impl is None:
         return None
-    from harness.labs.handover import hand_over
     return hand_over(cluster, impl, request.node.nodeid)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from harness.backends.base import Backend
+from harness.backends.ctdb import CtdbBackend
+from harness.backends.native import NativeBackend
 
 
 def registry() -> dict[str, type[Backend]]:
-    """Every backend by name; imported lazily so a broken one names itself."""
-    from harness.backends.ctdb import CtdbBackend
-    from harness.backends.native import NativeBackend
+    """Every backend by name."""
     return {"native": NativeBackend, "ctdb": CtdbBackend}
 
 

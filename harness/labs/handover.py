@@ -13,7 +13,7 @@ from __future__ import annotations
 from harness.backends.base import Backend
 from harness.cluster import Cluster
 from harness.labs import supervisor
-from harness.labs.commands import how_to_use
+from harness.labs.lifecycle import how_to_use
 from harness.labs.state import LabError, LabSpec, create_lab
 from harness.topology import topology_to_dict
 

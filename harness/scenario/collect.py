@@ -25,6 +25,7 @@ from harness import backends, pytest_plugin
 from harness.backends.base import Backend
 from harness.cluster import Cluster
 from harness.lab import BackendUnavailable, backend_class
+from harness.labs.handover import hand_over
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 from harness.scenario.runner import run_scenario
@@ -101,7 +102,6 @@ class ScenarioItem(pytest.Item):
 
     def _hand_over(self, cluster: Cluster, backend: Backend) -> str:
         """A failed scenario's cluster runs on as a lab (--keep-on-failure)."""
-        from harness.labs.handover import hand_over
         return hand_over(cluster, backend, self.nodeid)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import UsageError
+from harness.cmdline import UsageError
 from harness.faults import FaultSpecError
 from harness.labs import access
-from harness.labs.commands import parse_script_option, parse_tunable
 from harness.labs.control import ControlServer, LabUnreachable, Reply, Request, call
 from harness.labs.journal import Event, Journal, Timeline, load_timeline
+from harness.labs.lifecycle import parse_script_option, parse_tunable
 from harness.labs.report import fault_reports
 from harness.labs.state import (
     LabAccess,

@@ -1,0 +1,42 @@
+"""What every `harness` subcommand shares: the one-line error for bad input,
+and the parsers of options that several commands take.
+
+Subcommands live in their own modules (harness.cli composes them); they
+import this, never harness.cli, so nothing imports upwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.ctdb_import import parse_bond_spec
+from harness.topology import Bond
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit 2."""
+
+
+def seconds_option(text: str | None, option: str) -> float | None:
+    """`--for 10` and friends: a positive number of seconds, or None if not given."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise UsageError(f"{option} {text!r}: give a number of seconds above 0, e.g. "
+                         f"{option} 10")
+    return value
+
+
+def bonds_from_specs(specs: Sequence[str]) -> dict[str, Bond]:
+    """The field's bonds from --bond SPEC options (import-ctdb, up --from-ctdb)."""
+    bonds: dict[str, Bond] = {}
+    for spec in specs:
+        name, bond = parse_bond_spec(spec)
+        if name in bonds:
+            raise UsageError(f"--bond {name} is given twice; give each bond once")
+        bonds[name] = bond
+    return bonds
