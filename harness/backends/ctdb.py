@@ -67,6 +67,19 @@ NS_LOG = "/var/log/ctdb/log.ctdb"
 SHUTDOWN_GRACE = 15.0
 # From exec to the pid file of the forked daemon (measured: well under 1 s).
 LAUNCH_TIMEOUT = 10.0
+# A CLI call (nsenter + ctdb + the daemon's answer): well under 1 s on the host.
+CLI_TIMEOUT = 10.0
+
+
+def scaled(seconds: float) -> float:
+    """A wait measured on the host, widened by the emulation scale in the test VM.
+
+    Under TCG a process spawn costs ~50-200x the host's, so the CLI and the
+    launch (several execs each, while three daemons run their init events)
+    overran their host-sized timeouts there; on the host the scale is 1.
+    """
+    from harness.assertions import time_scale
+    return seconds * time_scale()
 
 
 class CtdbError(RuntimeError):
@@ -249,10 +262,10 @@ class CtdbBackend(Backend):
         out = self.node_dir(pnn) / "launch.log"
         launcher = node.spawn(argv, f"ctdbd launcher node{pnn}", log=out)
         try:
-            rc = launcher.popen.wait(LAUNCH_TIMEOUT)
+            rc = launcher.popen.wait(scaled(LAUNCH_TIMEOUT))
         except subprocess.TimeoutExpired:
             launcher.stop()
-            raise CtdbError(f"node {pnn}: ctdbd did not fork within {LAUNCH_TIMEOUT} s; "
+            raise CtdbError(f"node {pnn}: ctdbd did not fork within {scaled(LAUNCH_TIMEOUT)} s; "
                             f"see {out}") from None
         if rc != 0:
             raise CtdbError(f"node {pnn}: ctdbd launch exited {rc}: {out.read_text().strip()}")
@@ -294,7 +307,7 @@ class CtdbBackend(Backend):
 
     def _wait_socket(self, pnn: int) -> None:
         """Return once the CLI reaches the daemon (the pid file precedes the socket)."""
-        @retry(stop=stop_after_delay(LAUNCH_TIMEOUT), wait=wait_fixed(0.01), reraise=True,
+        @retry(stop=stop_after_delay(scaled(LAUNCH_TIMEOUT)), wait=wait_fixed(0.01), reraise=True,
                retry=retry_if_exception_type(CtdbError))
         def ask() -> None:
             if not self.running(pnn):
@@ -304,7 +317,7 @@ class CtdbBackend(Backend):
         ask()
 
     def _wait_pid_file(self, pnn: int) -> int:
-        @retry(stop=stop_after_delay(LAUNCH_TIMEOUT), wait=wait_fixed(0.01), reraise=True,
+        @retry(stop=stop_after_delay(scaled(LAUNCH_TIMEOUT)), wait=wait_fixed(0.01), reraise=True,
                retry=retry_if_exception_type((OSError, ValueError)))
         def read() -> int:
             words = self.pid_file(pnn).read_text().split()
@@ -335,7 +348,7 @@ class CtdbBackend(Backend):
         if d.running():
             with contextlib.suppress(CtdbError, subprocess.TimeoutExpired):
                 self.ctl(pnn, "shutdown", check=False, timeout=grace)
-            d.wait(grace)
+            d.wait(scaled(grace))
         d.stop()
 
     def stop(self) -> None:
@@ -345,7 +358,7 @@ class CtdbBackend(Backend):
         for t in threads:
             t.start()
         for t in threads:
-            t.join(SHUTDOWN_GRACE + 10)
+            t.join(scaled(SHUTDOWN_GRACE) + 10)
         for d in self.daemons.values():
             d.stop()
 
@@ -360,9 +373,10 @@ class CtdbBackend(Backend):
         return ["nsenter", "--target", str(d.pid), "--mount", "--net", "--root", "--",
                 str(CTDB), *args]
 
-    def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = 10) -> str:
+    def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = CLI_TIMEOUT) -> str:
+        """`ctdb ARGS` on node pnn; `timeout` is in host seconds (scaled in the VM)."""
         r = subprocess.run(self.ctl_argv(pnn, *args), capture_output=True, text=True,
-                           timeout=timeout, stdin=subprocess.DEVNULL)
+                           timeout=scaled(timeout), stdin=subprocess.DEVNULL)
         if check and r.returncode != 0:
             raise CtdbError(f"node {pnn}: ctdb {' '.join(args)} exited {r.returncode}: "
                             f"{r.stderr.strip() or r.stdout.strip()}")
