@@ -22,8 +22,11 @@ ctdbd starts as under systemd (Type=forking): `ip netns exec`, `unshare`
 and `sh` exec into it, it forks and writes /run/ctdb/ctdbd.pid; that pid
 (checked to be in the node's network namespace) is recorded for teardown and
 stopped by pid. Not `--interactive`: 4.17 then logs to stderr without
-timestamps and ignores `[logging] location`. The CLI runs in the same
-namespaces through `nsenter --target <ctdbd pid> --mount --net`.
+timestamps and ignores `[logging] location`. The CLI reaches a node's daemon
+through that daemon's socket, by its host path <workdir>/ctdb/node<pnn>/run/
+ctdbd.socket (CTDB_SOCKET): the commands the harness runs are all controls
+answered by the daemon, so the CLI needs none of the node's namespaces, and
+one exec instead of nsenter's two costs a third as much in the test VM.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ PKG_LEGACY = Path("/usr/share/ctdb/events/legacy")
 ENABLED_SCRIPTS = ("00.ctdb", "10.interface")
 # Tools the daemon or its scripts call; without ethtool every plain interface
 # counts as down.
-NEEDED_TOOLS = ("ethtool", "iptables", "nsenter", "unshare", "ip")
+NEEDED_TOOLS = ("ethtool", "iptables", "unshare", "ip")
 INSTALL_HINT = "apt-get install ctdb ethtool iptables (or `make deps`)"
 # Paths as the daemon sees them inside its mount namespace.
 NS_LOCK_DIR = "/run/cluster"
@@ -67,7 +70,7 @@ NS_LOG = "/var/log/ctdb/log.ctdb"
 SHUTDOWN_GRACE = 15.0
 # From exec to the pid file of the forked daemon (measured: well under 1 s).
 LAUNCH_TIMEOUT = 10.0
-# A CLI call (nsenter + ctdb + the daemon's answer): well under 1 s on the host.
+# A CLI call (exec of ctdb + the daemon's answer): well under 1 s on the host.
 CLI_TIMEOUT = 10.0
 
 
@@ -363,20 +366,21 @@ class CtdbBackend(Backend):
             d.stop()
 
     # -- the CLI -----------------------------------------------------------
-    def ctl_argv(self, pnn: int, *args: str) -> list[str]:
-        """`ctdb ARGS` in the namespaces of node pnn's ctdbd (its /run/ctdb socket)."""
+    def socket_path(self, pnn: int) -> Path:
+        """Node pnn's ctdbd socket as the host sees it (/run/ctdb/ctdbd.socket inside)."""
+        return self.node_dir(pnn) / "run" / "ctdbd.socket"
+
+    def ctl_env(self, pnn: int) -> dict[str, str]:
+        """The environment of a CLI call to node pnn: ours, plus its daemon's socket."""
         d = self.daemons.get(pnn)
         if d is None or not d.running():
             raise CtdbError(f"ctdbd on node {pnn} is not running")
-        # --root: the daemon's own root; in the test VM everything runs in a
-        # chroot, and entering a mount namespace alone would leave us outside it
-        return ["nsenter", "--target", str(d.pid), "--mount", "--net", "--root", "--",
-                str(CTDB), *args]
+        return {**os.environ, "CTDB_SOCKET": str(self.socket_path(pnn))}
 
     def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = CLI_TIMEOUT) -> str:
         """`ctdb ARGS` on node pnn; `timeout` is in host seconds (scaled in the VM)."""
-        r = subprocess.run(self.ctl_argv(pnn, *args), capture_output=True, text=True,
-                           timeout=scaled(timeout), stdin=subprocess.DEVNULL)
+        r = subprocess.run([str(CTDB), *args], env=self.ctl_env(pnn), capture_output=True,
+                           text=True, timeout=scaled(timeout), stdin=subprocess.DEVNULL)
         if check and r.returncode != 0:
             raise CtdbError(f"node {pnn}: ctdb {' '.join(args)} exited {r.returncode}: "
                             f"{r.stderr.strip() or r.stdout.strip()}")
