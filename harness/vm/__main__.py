@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,8 +61,10 @@ def host_collected(args: list[str]) -> list[str]:
     that hold them. Empty when collection fails or selects nothing; the guest
     then collects by itself and reports exactly as it would have.
     """
+    # -q lists node ids one a line; a -v of the user's would turn that into a tree
+    quiet = [a for a in args if not re.fullmatch(r"-[vq]+|--verbose|--quiet", a)]
     res = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", *PYTEST_ARGS, *args],
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", *PYTEST_ARGS, *quiet],
         capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     if res.returncode != 0:
