@@ -28,9 +28,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect, in the test VM only, the implementations a test's vm_backends leaves out.
 
-    Under emulation one real-ctdbd bond scenario takes 2-3 minutes; where the
-    same 10.interface path is already run on ctdbd by another bond test in
-    the VM, the native implementation alone covers the scenario there. On a
+    For a test whose real-ctdbd variant takes minutes under emulation while
+    the 10.interface path it exercises is run on ctdbd by the other bond
+    tests in the VM, the native implementation alone covers it there. On a
     host with a bonding driver every implementation still runs.
     """
     if os.environ.get("HARNESS_IN_VM") != "1":
