@@ -38,14 +38,13 @@ pip-deps: $(STAMP)
 
 include mk/vm.mk
 
-# Host suite (2 workers; bond tests skip here without the bonding driver),
-# then the VM runner's own tests, then the bond tests inside a VM if needed.
+# Lint, then the host suite (2 workers; bond tests skip here without the
+# bonding driver) and the VM runner's own tests, with the bond tests running
+# in a VM at the same time if this kernel cannot bond (test-host-and-vm).
 test: deps
 	$(PY) -m ruff check .
 	$(PY) -m mypy harness
-	$(MAKE) --no-print-directory test-host
-	$(MAKE) --no-print-directory test-vm-runner
-	$(MAKE) --no-print-directory test-vm-auto
+	$(MAKE) --no-print-directory test-host-and-vm
 
 test-host: deps
 	$(PY) -m pytest -n 2 -p no:cacheprovider -m "not vm_runner" --artifacts artifacts/host \

@@ -352,12 +352,19 @@ def _boot(
         result.qemu_pids.append(proc.pid)
         try:
             st, reason = _pump(proc, nonce, cfg, deadline, init_timeout)
+            exited = None  # how qemu ended by itself, when that is the story
+            if st.exit_rc is None and reason == "exited":
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    exited = proc.wait(timeout=5)  # its console closed: it is on its way out
         finally:
             _kill(proc)
         errf.seek(0)
         err = errf.read().decode(errors="replace").strip()
     if err and (st.exit_rc is None or cfg.verbose):
         log(f"qemu stderr: {err[-2000:]}")
+    if st.exit_rc is None and exited is not None:
+        how = f"killed by signal {-exited}" if exited < 0 else f"exit status {exited}"
+        log(f"qemu pid {proc.pid} ended by itself before the command's exit marker ({how})")
     return st, reason
 
 

@@ -10,6 +10,14 @@ import pytest
 _timings: list[tuple[str, str, float]] = []
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "ctdb_default_startup: the `ctdb` fixture starts with 4.17's default "
+        "RerecoveryTimeout instead of FAST_START",
+    )
+
+
 @pytest.fixture
 def timing(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
     """record(what, seconds): a measured number for the end-of-session summary."""

@@ -43,6 +43,11 @@ pytestmark = [
 
 T = TypeVar("T")
 MONITOR_INTERVAL = 3
+# The startup event waits until no recovery happened for RerecoveryTimeout
+# + 3 s (4.17 default 10). Only the test marked `ctdb_default_startup` needs
+# that default start-up; the others look at the running cluster and start
+# with RerecoveryTimeout 1, ~9 s sooner (ready_bound follows the tunable).
+FAST_START = {"RerecoveryTimeout": 1}
 POLL = 0.1
 # After a health change (every node just turned OK when the fixture returns;
 # UNHEALTHY <-> OK in the tests) ctdb_monitor.c restarts the monitor gap at
@@ -91,8 +96,12 @@ def ready_bound(b: CtdbBackend) -> float:
 
 @pytest.fixture
 def ctdb(cluster: Cluster, request: pytest.FixtureRequest, timing) -> Iterator[CtdbBackend]:
-    """A converged 3-node real-CTDB cluster (MonitorInterval=3); stopped afterwards."""
-    b = CtdbBackend(cluster, tunables={"MonitorInterval": MONITOR_INTERVAL})
+    """A converged 3-node real-CTDB cluster (MonitorInterval=3, and FAST_START
+    unless the test is marked `ctdb_default_startup`); stopped afterwards."""
+    tunables = {"MonitorInterval": MONITOR_INTERVAL}
+    if request.node.get_closest_marker("ctdb_default_startup") is None:
+        tunables.update(FAST_START)
+    b = CtdbBackend(cluster, tunables=tunables)
     t0 = time.monotonic()
     try:
         b.start()
@@ -155,6 +164,7 @@ def log_lines(b: CtdbBackend, pnn: int, pattern: str, since: float) -> list[tupl
 # -- tests -------------------------------------------------------------------
 
 
+@pytest.mark.ctdb_default_startup
 def test_three_nodes_converge_and_cli_parses(ctdb: CtdbBackend, cluster: Cluster) -> None:
     st = ctdb.status(0)
     assert [n.pnn for n in st.nodes] == [0, 1, 2]

@@ -1,0 +1,55 @@
+"""Which tests `make test-vm` hands the guest, checked on the host (no VM is booted).
+
+The runner collects the marked tests here and passes their node ids on. In
+the guest (HARNESS_IN_VM=1) a test's vm_backends marker then deselects the
+implementations it does not name; everywhere else every implementation runs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness.vm.__main__ import host_collected
+from harness.vm.runner import REPO
+
+SELFTEST = "tests/vm/test_guest_bonding.py::test_selftest_fails_on_request"
+ONE_OF_TWO = "tests/scenarios/test_link_faults.py::test_one_of_two_bond_slaves_lost_node_stays_ok"
+
+pytestmark = pytest.mark.skipif(os.environ.get("HARNESS_IN_VM") == "1",
+                                reason="about what the host hands the VM")
+
+
+def test_host_collection_gives_node_ids_whatever_the_verbosity() -> None:
+    for extra in ([], ["-v"], ["-vv", "-q"]):
+        args = ["-m", "vm_selftest", "tests/vm/test_guest_bonding.py", *extra]
+        assert host_collected(args) == [SELFTEST], extra
+
+
+def test_host_collection_of_nothing_leaves_the_choice_to_the_guest() -> None:
+    assert host_collected(["-m", "vm_selftest", "-k", "no_such_test_anywhere"]) == []
+
+
+def collected(env_in_vm: bool) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_IN_VM"}
+    if env_in_vm:
+        env["HARNESS_IN_VM"] = "1"
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "-m", "needs_bonding", "tests/scenarios/test_link_faults.py"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    return [line for line in res.stdout.splitlines() if "::" in line]
+
+
+def test_vm_backends_narrows_the_implementations_in_the_vm_only() -> None:
+    host, vm = collected(env_in_vm=False), collected(env_in_vm=True)
+    if f"{ONE_OF_TWO}[ctdb]" not in host:
+        pytest.skip("the ctdb backend is not selected here")
+    assert f"{ONE_OF_TWO}[native]" in vm
+    assert f"{ONE_OF_TWO}[ctdb]" not in vm
+    assert set(host) - set(vm) == {f"{ONE_OF_TWO}[ctdb]"}
