@@ -31,6 +31,8 @@ def _vm_options(p: argparse.ArgumentParser) -> None:
                    help="skip the time-scale calibration (HARNESS_TIME_SCALE=1.0)")
     p.add_argument("--artifacts", type=Path, default=None,
                    help="host directory the guest writes artifacts to (default artifacts/vm)")
+    p.add_argument("--nice", type=int, default=0,
+                   help="run qemu at this niceness (make test: 10, beside the host suite)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the whole boot console")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
 
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = runner.VMConfig(
         argv=cmd, timeout=a.timeout, accel=a.accel, kvm_probe_timeout=a.kvm_probe_timeout,
         memory_mb=a.memory, cpus=a.cpus, calibrate=not a.no_calibrate, verbose=a.verbose,
+        nice=a.nice,
     )  # fmt: skip
     if a.artifacts is not None:
         cfg.artifacts = a.artifacts.resolve()
