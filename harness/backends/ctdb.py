@@ -80,7 +80,6 @@ def scaled(seconds: float) -> float:
     launch (several execs each, while three daemons run their init events)
     overran their host-sized timeouts there; on the host the scale is 1.
     """
-    from harness.assertions import time_scale
     return seconds * time_scale()
 
 
