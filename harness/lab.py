@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -243,11 +242,4 @@ def running_cluster(topology: Topology, backend: str | type[Backend],
         faults = stack.enter_context(fault_catalogue(cluster, timeline, impl))
         yield Lab(cluster, impl, timeline, faults, rec, impl.ready_at or time.monotonic())
 
-
-def save_artifacts(lab: Lab, directory: Path) -> Path:
-    """The timeline (JSONL + table) and every node's log, under `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    lab.timeline.save(directory)
-    lab.backend.collect(directory)
-    return directory
 
