@@ -53,7 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "needs_bonding: needs a kernel with the bonding driver (elsewhere: `make test-vm`)",
         "needs_full_kernel: uses kernel features this CI kernel lacks (netem); also run in "
         "the VM by `make test-vm`",
-        "slow: long-running test",
+        "slow: long-running test (still part of `make test`)",
+        "long: soaks, many-seed differentials, 64-node trials: only `make test-slow` runs them",
     ):
         config.addinivalue_line("markers", line)
 
