@@ -16,6 +16,7 @@ from harness.record.logs import LogFollower, LogSpec
 from harness.record.netlink import NetlinkListener
 from harness.record.probe import ClientProber
 from harness.record.status import CtlFn, StatusPoller
+from harness.wait import time_scale
 
 
 class Recorder:
@@ -43,6 +44,12 @@ class Recorder:
                  logs: Iterable[LogSpec] = (), log_pattern: str | None = None,
                  follow_backend_logs: bool = True, probe: bool = False,
                  probe_period: float = 0.03, probe_max_s: float = 900.0) -> None:
+        # periods are host seconds: under emulation (the VM) they stretch with the
+        # time scale like every bound does, or the pollers alone (a `ctdb`
+        # process per node twice every 100 ms, each spawn ~35x dearer there)
+        # would keep the guest's CPU busy and slow everything they observe
+        poll_interval *= time_scale()
+        probe_period *= time_scale()
         self.cluster, self.timeline = cluster, timeline
         self.stop_flag = threading.Event()
         self.components: list[RecorderThread] = []
