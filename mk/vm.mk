@@ -43,8 +43,9 @@ vm-prepare: deps vm-deps
 test-vm: deps vm-deps
 	$(PY) -m harness.vm pytest --timeout $(VM_TIMEOUT) --accel $(VM_ACCEL) -- $(VM_PYTEST_ARGS)
 
+# three independent boots, side by side
 test-vm-runner: deps vm-deps
-	$(PY) -m pytest -p no:cacheprovider -m vm_runner tests/vm
+	$(PY) -m pytest -n 3 -p no:cacheprovider -m vm_runner tests/vm
 
 test-vm-auto: deps
 	@if $(PY) -m harness.vm probe-bonding; then \
