@@ -30,6 +30,17 @@ class ConfigError(ValueError):
         super().__init__(f"{where}: {problem}; {fix}")
 
 
+def decode_utf8(data: bytes, source: str) -> str:
+    """A file's bytes as text; a byte that is not UTF-8 is a ConfigError at its line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        raise ConfigError(source, data.count(b"\n", 0, e.start) + 1,
+                          f"byte {data[e.start]:#04x} at column {e.start - line_start + 1} "
+                          "is not UTF-8", "save the file as UTF-8 (or plain ASCII)") from None
+
+
 def parse_address(text: str) -> IPAddress:
     """An address as CTDB parses one (inet_pton); IPv4-mapped IPv6 becomes IPv4.
 

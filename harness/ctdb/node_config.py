@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.ctdb.configfile import ConfigError, IPAddress
+from harness.ctdb.configfile import ConfigError, IPAddress, decode_utf8
 from harness.ctdb.nodes_file import parse_nodes
 from harness.ctdb.public_addresses_file import PublicAddress, parse_public_addresses
 from harness.ctdb.script_options_file import parse_script_options, truthy
@@ -54,7 +54,7 @@ class NodeConfig:
 
 def _read(path: Path, required: bool) -> str | None:
     try:
-        return path.read_text()
+        return decode_utf8(path.read_bytes(), str(path))
     except FileNotFoundError:
         if required:
             raise ConfigError(str(path), None, "missing",

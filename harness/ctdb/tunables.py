@@ -29,6 +29,9 @@ class Tunable:
     name: str
     default: int
     obsolete: bool = False
+    maximum: int = UINT32_MAX
+    """CTDB reads every tunable as a uint32_t; a few have a narrower range in
+    the code that uses them, recorded here so both daemons refuse the same."""
 
 
 TUNABLES: tuple[Tunable, ...] = (
@@ -92,7 +95,12 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("LockProcessesPerDB", 200),
     Tunable("RecBufferSizeLimit", 1000000),
     Tunable("QueueBufferSize", 1024),
-    Tunable("IPAllocAlgorithm", 2),
+    # Only 0, 1 and 2 name an algorithm; ctdbd accepts any uint32 and its
+    # takeover helper (ctdb_takeover.c, determine_algorithm) quietly runs LCP2
+    # for the rest. A test that sets 3 is mistaken, so it is refused where it
+    # is set (file, setvar), as values above 2**32-1 are; the daemon's read
+    # side maps as ctdbd does (ipalloc.Algorithm.from_tunable).
+    Tunable("IPAllocAlgorithm", 2, maximum=2),
     Tunable("AllowMixedVersions", 0),
 )
 
@@ -168,12 +176,15 @@ def parse_value(text: str, name: str = "value") -> int:
 
 
 def check_value(value: int, name: str = "value") -> int:
-    """Refuse anything that is not an unsigned 32-bit int (tunables are uint32_t)."""
+    """Refuse anything that is not an unsigned 32-bit int (tunables are uint32_t)
+    or is above the tunable's own maximum."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TunableError(f"Invalid value {value!r} for tunable {name}; it must be an int")
-    if not 0 <= value <= UINT32_MAX:
+    t = find(name)
+    top = UINT32_MAX if t is None else t.maximum
+    if not 0 <= value <= top:
         raise TunableError(f"Invalid value {value} for tunable {name}; "
-                           f"it must be between 0 and {UINT32_MAX}")
+                           f"it must be between 0 and {top}")
     return value
 
 

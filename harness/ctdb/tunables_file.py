@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from harness.ctdb.configfile import ConfigError
-from harness.ctdb.tunables import UINT32_MAX, Tunables, check_value, find, lookup, strtoul
+from harness.ctdb.tunables import Tunables, check_value, find, lookup, strtoul
 
 _TINI_SPACE = " \t\r\v\f"
 
@@ -98,8 +98,8 @@ def parse_tunables(text: str, tunables: Tunables | None = None,
             raise ConfigError(source, lineno, f"invalid value {value!r} for tunable {t.name}",
                               "write a non-negative integer (decimal, 0x hex or 0 octal) "
                               "and nothing after it") from None
-        if number > UINT32_MAX:
-            raise ConfigError(source, lineno, f"value {value} for {t.name} exceeds 2**32-1",
+        if number > t.maximum:
+            raise ConfigError(source, lineno, f"value {value} for {t.name} exceeds {t.maximum}",
                               "use a smaller value")
         pending[t.name] = number
     for name, number in pending.items():

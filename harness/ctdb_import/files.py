@@ -25,7 +25,7 @@ from harness.ctdb import (
     parse_tunables,
     parse_value,
 )
-from harness.ctdb.tunables import find
+from harness.ctdb.tunables import find, lookup
 from harness.ctdb_import.model import CtdbImportError
 from harness.topology import MAX_NODES
 
@@ -171,6 +171,12 @@ def _set_tunables(f: _ShellFile) -> dict[str, int]:
     return out
 
 
+def _other(name: str) -> int:
+    """A valid value of tunable `name` that is not its default."""
+    d = DEFAULTS[name]
+    return d ^ 1 if d ^ 1 <= lookup(name).maximum else d - 1
+
+
 def _tunables_file(path: Path) -> dict[str, int]:
     """The tunables a ctdb.tunables file sets, explicit defaults included.
 
@@ -181,8 +187,7 @@ def _tunables_file(path: Path) -> dict[str, int]:
     if text is None:
         return {}
     low = parsed(parse_tunables, text, Tunables(), str(path))
-    high = parsed(parse_tunables, text, Tunables({n: DEFAULTS[n] ^ 1 for n in NAMES}),
-                  str(path))
+    high = parsed(parse_tunables, text, Tunables({n: _other(n) for n in NAMES}), str(path))
     return {n: low[n] for n in NAMES if low[n] == high[n]}
 
 

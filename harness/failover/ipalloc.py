@@ -47,6 +47,11 @@ class Algorithm(IntEnum):
     NONDETERMINISTIC = 1
     LCP2 = 2
 
+    @classmethod
+    def from_tunable(cls, value: int) -> Algorithm:
+        """As ctdb_takeover.c's determine_algorithm: any other value is LCP2."""
+        return cls(value) if value in (0, 1, 2) else cls.LCP2
+
 
 @dataclass(frozen=True)
 class NodeAlloc:

@@ -228,7 +228,8 @@ REFUSED = [
     # beyond the Samba test
     ("MonitorInterval=5 # five\n", 1, "invalid value '5 # five'"),
     ("MonitorInterval=-1\n", 1, "invalid value '-1'"),
-    ("MonitorInterval=4294967296\n", 1, "exceeds 2**32-1"),
+    ("MonitorInterval=4294967296\n", 1, "exceeds 4294967295"),
+    ("IPAllocAlgorithm=3\n", 1, "exceeds 2"),
     ("[tunables]\nMonitorInterval=5\n", 1, "section [tunables] is not supported"),
     ("[tunables\n", 1, "syntax error"),
     ("NoIPHostOnAllDisabled=0\n", 1, "obsolete"),
