@@ -66,6 +66,7 @@ class Leadership:
         self.mesh = mesh
         self.lock = ClusterLock(state.cfg.cluster_lock)
         self.last_lock_check = 0.0
+        self.resigned_until = 0.0  # monotonic; no lock attempt before this
 
     def leader_msg(self) -> Message:
         return {"type": "leader", "pnn": self.state.pnn, "generation": self.state.generation}
@@ -91,7 +92,8 @@ class Leadership:
                     st.leader = None
             return False
         silent = now - st.leader_seen > LEADER_SILENCE
-        if (st.leader is None or silent) and self.lock.try_lock():
+        if (st.leader is None or silent) and now >= self.resigned_until \
+                and self.lock.try_lock():
             st.leader = st.pnn
             st.generation = random.randint(1, 2**31 - 1)
             log.log(NOTICE, "Took the cluster lock: this node (%d) is the leader", st.pnn)
@@ -99,6 +101,14 @@ class Leadership:
             st.takeover_needed.set()
             return True
         return False
+
+    def resign(self, why: str) -> None:
+        """Give up the lock and stay away from it for a while, so that a node
+        whose takeover machinery works takes it (after LEADER_SILENCE)."""
+        log.error("giving up leadership and the cluster lock: %s", why)
+        self.lock.drop()
+        self.state.leader = None
+        self.resigned_until = time.monotonic() + 3 * LEADER_SILENCE
 
     async def on_leader(self, src: int, msg: Message) -> Message | None:
         """`leader`: another node holds the lock; remember it and when we heard."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.ctdb import ConfigError, NodeConfig, NodeFlags, PublicAddress, Tunables
 from harness.failover.log import log
+from harness.failover.wire import Sender
 
 IPv4 = ipaddress.IPv4Address
 
@@ -31,6 +33,7 @@ class Peer:
     flags: NodeFlags = NodeFlags.NONE
     partial: bool = False
     writer: asyncio.StreamWriter | None = None
+    sender: Sender | None = None  # numbers and signs frames on our connection to it
     rx: int = 0
     missed: int = 0
     last_rx: float = 0.0  # monotonic time anything last arrived from this peer
@@ -57,6 +60,7 @@ class NodeState:
     takeover_needed: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    crashes: Counter[str] = field(default_factory=Counter)  # task name -> restarts
     peers: dict[int, Peer] = field(init=False)
     publics: dict[IPv4, PublicAddress] = field(init=False)  # by IP, in file order
     assignment: dict[IPv4, int] = field(init=False)  # public IP -> pnn, -1 unassigned
@@ -114,5 +118,5 @@ class NodeState:
 
 
 def _task_done(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("internal error in %s: %r", task.get_name(), task.exception())
+    if not task.cancelled() and (e := task.exception()) is not None:
+        log.error("internal error in %s: %r", task.get_name(), e, exc_info=e)

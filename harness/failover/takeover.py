@@ -28,6 +28,9 @@ from harness.failover.log import log
 from harness.failover.membership import Membership, Message
 from harness.failover.state import IPv4, NodeState
 
+MAX_INTERNAL_FAILURES = 3
+"""Takeover runs in a row that may raise before the leader gives up the lock."""
+
 
 class Takeover:
     """The leader's takeover runs, and every node's recovery loop."""
@@ -39,6 +42,7 @@ class Takeover:
         self.leadership = leadership
         self.ips = ips
         self.links_at_last_request: dict[str, bool] = {}
+        self.internal_failures = 0  # takeover runs in a row that raised
 
     # -- the recovery loop ---------------------------------------------------------------
     async def recovery_loop(self) -> None:
@@ -68,6 +72,12 @@ class Takeover:
             await self.leadership.request_takeover("; ".join(reasons))
 
     # -- the leader's takeover run ---------------------------------------------------------
+    def crashed(self, error: BaseException) -> None:
+        """The takeover machinery cannot run here: hand the lock to another node."""
+        self.internal_failures = 0
+        if self.state.is_leader():
+            self.leadership.resign(f"takeover runs fail here ({error!r})")
+
     async def takeover_loop(self) -> None:
         st = self.state
         while True:
@@ -80,6 +90,16 @@ class Takeover:
                                             3 * st.tun["TakeoverTimeout"])
             except TimeoutError:
                 ok = False
+            except Exception as e:  # noqa: BLE001 - a run that cannot work must not hold the lock
+                self.internal_failures += 1
+                log.error("takeover run failed with an internal error (%d in a row): %r",
+                          self.internal_failures, e, exc_info=e)
+                if self.internal_failures >= MAX_INTERNAL_FAILURES:
+                    self.crashed(e)
+                    continue
+                ok = False
+            else:
+                self.internal_failures = 0
             if not ok:
                 log.error("takeover run failed; retrying in 1 s")
                 await asyncio.sleep(1)
@@ -113,7 +133,7 @@ class Takeover:
                 running=bool(got and got["running"])))
         new = allocate(AllocRequest(
             nodes=tuple(nodes), current=current,
-            algorithm=Algorithm(st.tun["IPAllocAlgorithm"]),
+            algorithm=Algorithm.from_tunable(st.tun["IPAllocAlgorithm"]),
             no_ip_failback=bool(st.tun["NoIPFailback"]),
             no_ip_takeover=bool(st.tun["NoIPTakeover"])))
         releases = [(p, ip) for ip, hs in holders.items() for p in hs if p != new[ip]]
@@ -144,6 +164,9 @@ class Takeover:
 
     async def on_ipreallocated(self, src: int, msg: Message) -> Message | None:
         """`ipreallocated`: the run's new assignment; run the event and confirm."""
-        self.state.assignment = {IPv4(k): int(v) for k, v in msg["assignment"].items()}
+        st = self.state
+        told = {IPv4(k): v for k, v in msg["assignment"].items()}
+        # only this node's own public IPs: any other is not ours to hold or release
+        st.assignment = {ip: told.get(ip, -1) for ip in st.publics}
         await run_node_event(self.state.cfg, "ipreallocated", [])
         return {"type": "done", "id": msg["id"], "ok": True}
