@@ -182,12 +182,30 @@ def _wire_switch(plan: BuildPlan) -> None:
     for net in top.public_networks:
         wanted[client_port(net.name)] = bridge_name(net.name)
 
+    _attach_ports(plan, wanted)
+
+
+def _attach_ports(plan: BuildPlan, wanted: dict[str, str]) -> None:
+    """Enslave each switch-side port to its bridge and bring it up."""
+
     def wire(ipr: NsRoute) -> None:
         index = {link.get("ifname"): link["index"] for link in ipr.link("dump")}
         for port, bridge in wanted.items():
             ipr.link("set", index=index[port], master=index[bridge], state="up")
 
     netns.in_netns(plan.switch, wire)
+
+
+def add_client(plan: BuildPlan, network: str) -> None:
+    """One more client namespace, on any network of a built cluster (the
+    private one too: a rogue host for the tests that attack the mesh); it
+    carries the run id, so teardown and the reaper remove it with the rest."""
+    fd = os.open(netns.netns_path(plan.switch), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _build_client(plan, network, fd)
+    finally:
+        os.close(fd)
+    _attach_ports(plan, {client_port(network): bridge_name(network)})
 
 
 def build(plan: BuildPlan) -> None:

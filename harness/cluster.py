@@ -228,6 +228,15 @@ class Cluster:
     def client(self, network: str = "public") -> Client:
         return self.clients[network]
 
+    def add_client(self, network: str) -> Client:
+        """A client namespace on `network` (built on first call), e.g. a
+        host on the private network that is not a node."""
+        if network not in self.clients:
+            builder.add_client(self.plan, network)
+            self.clients[network] = Client(self.plan.client(network), self,
+                                           network=self.topology.network(network))
+        return self.clients[network]
+
     def stop_processes(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()

@@ -7,6 +7,7 @@ lock is one file all nodes of this cluster share.
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import sys
@@ -18,12 +19,27 @@ from harness.cluster import Cluster, ManagedProcess
 from harness.failover import ctl
 
 
+def write_key(path: Path) -> Path:
+    """A fresh cluster key at path, mode 0600 from its first byte: written to
+    a new private file, then renamed over path, so no reader ever sees it
+    readable by others or half written."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, (secrets.token_hex(32) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
+
+
 class NativeBackend(Backend):
     name = "native"
 
     def __init__(self, cluster: Cluster, tunables: Mapping[str, int] | None = None,
                  options: Mapping[str, str] | None = None, event_mode: bool = False,
-                 cluster_key: bool = False, log_level: str = "INFO") -> None:
+                 cluster_key: bool = True, log_level: str = "INFO") -> None:
         super().__init__(cluster, tunables, options)
         self.event_mode = event_mode
         self.log_level = log_level
@@ -32,9 +48,7 @@ class NativeBackend(Backend):
         self.lock = self.dir / "cluster.lock"
         self.key_file: Path | None = None
         if cluster_key:
-            self.key_file = self.dir / "cluster.key"
-            self.key_file.write_text(secrets.token_hex(32) + "\n")
-            self.key_file.chmod(0o600)
+            self.key_file = write_key(self.dir / "cluster.key")
         for pnn in range(len(cluster.nodes)):
             self.write_config(pnn)
 
@@ -60,8 +74,7 @@ class NativeBackend(Backend):
                 "--log-level", self.log_level]
         if self.event_mode:
             argv.append("--event-mode")
-        if self.key_file:
-            argv += ["--key-file", str(self.key_file)]
+        argv += ["--key-file", str(self.key_file)] if self.key_file else ["--no-auth"]
         self.procs[pnn] = self.cluster.nodes[pnn].spawn(
             argv, self._what(pnn), log=d / "stderr.log")
 

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from harness import ctdb
 from harness.ctdb import NodeFlags, TunableError
-from harness.failover.log import LEVELS
+from harness.failover.log import LEVELS, log
 from harness.failover.state import IPv4, NodeState
 
 USAGE = """Usage: failoverctl [-X] COMMAND [ARGS]
@@ -36,6 +36,7 @@ USAGE = """Usage: failoverctl [-X] COMMAND [ARGS]
   setdebug LEVEL | getdebug     ERROR WARNING NOTICE INFO DEBUG
   shutdown           release public IPs and exit
   monitorinfo        (not in CTDB) current monitor gap and seconds until the next run
+  counters           (not in CTDB) messages dropped per peer and field, task restarts
 """
 
 
@@ -56,6 +57,10 @@ class ControlledNode(Protocol):
 
     def monitor_timing(self) -> tuple[float, float]:
         """(gap in force, monotonic time the next monitor run is due)."""
+
+    def counters(self) -> dict[str, int]:
+        """What the daemon refused or survived: "rejected <peer> <field>" and
+        "restarts <task>" -> how many times."""
 
 
 class CommandError(Exception):
@@ -124,6 +129,8 @@ async def dispatch(node: ControlledNode, argv: list[str]) -> str:
         "getdebug": lambda: _const(logging.getLevelName(logging.getLogger().level) + "\n"),
         "shutdown": lambda: _shutdown(st),
         "monitorinfo": lambda: _monitorinfo(node),
+        "counters": lambda: _const("".join(f"{k} {v}\n"
+                                           for k, v in sorted(node.counters().items()))),
     }
     if cmd not in handlers:
         raise CommandError(f"unknown command {cmd!r}; run `failoverctl help` for the list", 2)
@@ -202,26 +209,50 @@ async def _shutdown(st: NodeState) -> str:
     return ""
 
 
+class BadRequest(ValueError):
+    """A control request that is not {"argv": [strings]}; the message says which part."""
+
+
+MAX_ARGS, MAX_ARG_LEN = 64, 4096
+
+
+def parse_request(line: bytes) -> list[str]:
+    """The argv of one control request line, each field checked; else BadRequest."""
+    try:
+        req = json.loads(line)
+    except (ValueError, RecursionError):
+        raise BadRequest("not a JSON line") from None
+    if not isinstance(req, dict) or set(req) != {"argv"}:
+        raise BadRequest('not an object with exactly the field "argv"')
+    argv = req["argv"]
+    if not isinstance(argv, list) or len(argv) > MAX_ARGS:
+        raise BadRequest(f"argv is not a list of at most {MAX_ARGS} strings")
+    for i, a in enumerate(argv):
+        if not isinstance(a, str) or len(a) > MAX_ARG_LEN or "\0" in a:
+            raise BadRequest(f"argv[{i}] is not a string of at most {MAX_ARG_LEN} chars "
+                             "without NUL")
+    return argv
+
+
 async def handle_client(node: ControlledNode, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter) -> None:
     try:
-        line = await asyncio.wait_for(reader.readline(), 10)
         try:
-            req = json.loads(line)
-            argv = req["argv"]
-            if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            reply = {"rc": 2, "out": "", "err": "failoverd: malformed control request\n"}
+            argv = parse_request(await asyncio.wait_for(reader.readline(), 10))
+        except BadRequest as e:
+            reply = {"rc": 2, "out": "", "err": f"failoverd: malformed control request: {e}\n"}
         else:
             try:
                 reply = {"rc": 0, "out": await dispatch(node, list(argv)), "err": ""}
             except CommandError as e:
                 reply = {"rc": e.rc, "out": "", "err": f"{e}\n"}
+            except Exception as e:  # noqa: BLE001 - one bad command must not end the server
+                log.error("internal error in control command %s: %r", argv[:1], e, exc_info=e)
+                reply = {"rc": 1, "out": "", "err": f"failoverd: internal error: {e!r}\n"}
         writer.write(json.dumps(reply).encode())
         await writer.drain()
-    except (TimeoutError, ConnectionError, OSError):
-        pass
+    except (TimeoutError, ConnectionError, OSError, ValueError, asyncio.LimitOverrunError):
+        pass  # ValueError: a line beyond the stream's limit (64 KiB)
     finally:
         writer.close()
 

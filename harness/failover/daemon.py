@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -41,6 +43,7 @@ from harness.failover.membership import Membership, Message
 from harness.failover.monitor import Monitor
 from harness.failover.netops import KernelOps, refuse_host_namespace
 from harness.failover.state import IPv4, NodeState
+from harness.failover.supervisor import supervise
 from harness.failover.takeover import Takeover
 
 Handler = Callable[[int, Message], Awaitable[Message | None]]
@@ -50,8 +53,7 @@ Handler = Callable[[int, Message], Awaitable[Message | None]]
 class Daemon:
     """One node's failoverd: the parts, wired together."""
 
-    def __init__(self, cfg: NodeConfig, event_mode: bool = False,
-                 key: bytes | None = None) -> None:
+    def __init__(self, cfg: NodeConfig, event_mode: bool = False, key: bytes = b"") -> None:
         self.event_mode = event_mode
         self.kernel = KernelOps()
         self.state = NodeState(cfg)
@@ -103,6 +105,10 @@ class Daemon:
     def monitor_timing(self) -> tuple[float, float]:
         return self.monitor.gap, self.monitor.due
 
+    def counters(self) -> dict[str, int]:
+        return {**{f"rejected {k}": v for k, v in self.mesh.rejected.items()},
+                **{f"restarts {k}": v for k, v in self.state.crashes.items()}}
+
     # -- lifecycle -------------------------------------------------------------------
     async def startup(self) -> None:
         """CTDB's init: clear leftover public IPs, run `startup`, then RUNNING
@@ -123,15 +129,15 @@ class Daemon:
         await self.startup()
         if self.event_mode:
             self.monitor.start_watching()
-        st.spawn(self.mesh.serve_peers(), "serve")
+        supervise(st, self.mesh.serve_peers, "serve")
         for peer in st.peers.values():
-            st.spawn(self.mesh.connect_loop(peer), f"connect-{peer.pnn}")
-        st.spawn(self.mesh.keepalive_loop(), "keepalive")
-        st.spawn(self.monitor.monitor_loop(), "monitor")
-        st.spawn(self.takeover.recovery_loop(), "recovery")
-        st.spawn(self.takeover.takeover_loop(), "takeover")
+            supervise(st, functools.partial(self.mesh.connect_loop, peer), f"connect-{peer.pnn}")
+        supervise(st, self.mesh.keepalive_loop, "keepalive")
+        supervise(st, self.monitor.monitor_loop, "monitor")
+        supervise(st, self.takeover.recovery_loop, "recovery")
+        supervise(st, self.takeover.takeover_loop, "takeover", self.takeover.crashed)
         if control_path is not None:
-            st.spawn(serve_control(self, control_path), "control")
+            supervise(st, functools.partial(serve_control, self, control_path), "control")
         await st.stopping.wait()
         log.log(NOTICE, "Shutting down: releasing public IPs")
         await self.ips.release_all()
@@ -161,9 +167,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-level", default="NOTICE", choices=list(LEVELS))
     p.add_argument("--event-mode", action="store_true",
                    help="run the monitor at once on netlink link events (beyond CTDB)")
-    p.add_argument("--key-file", type=Path, default=None,
-                   help="cluster key: authenticate private-network messages with HMAC")
+    auth = p.add_mutually_exclusive_group(required=True)
+    auth.add_argument("--key-file", type=Path, default=None,
+                      help="cluster key (mode 0600, >= 16 bytes): every private-network "
+                           "frame is signed with it (HMAC-SHA256 over a per-connection "
+                           "challenge and sequence number)")
+    auth.add_argument("--no-auth", action="store_true",
+                      help="no cluster key: any host on the private network can forge "
+                           "messages (only for experiments)")
     return p.parse_args(argv)
+
+
+def read_key(path: Path) -> bytes:
+    """The cluster key: private to its owner, and long enough to be a key."""
+    try:
+        with path.open("rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            key = f.read().strip()
+    except OSError as e:
+        raise ConfigError(str(path), None, f"cannot read cluster key ({e.strerror})",
+                          "check --key-file") from None
+    if mode & 0o077:
+        raise ConfigError(str(path), None, f"cluster key has mode {mode & 0o777:04o}, "
+                          "readable by others", f"chmod 600 {path}")
+    if len(key) < 16:
+        raise ConfigError(str(path), None, "cluster key shorter than 16 bytes",
+                          "use a longer random key")
+    return key
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,17 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         refuse_host_namespace()
         cfg = load_node_config(args.dir, pnn=args.pnn, cluster_lock=args.cluster_lock)
-        key = None
-        if args.key_file is not None:
-            try:
-                key = args.key_file.read_bytes().strip()
-            except OSError as e:
-                raise ConfigError(str(args.key_file), None,
-                                  f"cannot read cluster key ({e.strerror})",
-                                  "check --key-file") from None
-            if len(key) < 16:
-                raise ConfigError(str(args.key_file), None, "cluster key shorter than 16 bytes",
-                                  "use a longer random key")
+        key = b"" if args.no_auth else read_key(args.key_file)
         daemon = Daemon(cfg, event_mode=args.event_mode, key=key)  # NodeState refuses IPv6
     except ConfigError as e:
         print(f"failoverd: {e}", file=sys.stderr)

@@ -20,9 +20,10 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections import Counter
 from typing import Any, Protocol
 
-from harness.failover import wire
+from harness.failover import schema, wire
 from harness.failover.log import NOTICE, log
 from harness.failover.state import NodeState, Peer
 
@@ -47,12 +48,15 @@ class MeshEvents(Protocol):
 class Membership:
     """The mesh's connections, keepalives and request/reply matching."""
 
-    def __init__(self, state: NodeState, key: bytes | None, events: MeshEvents) -> None:
+    def __init__(self, state: NodeState, key: bytes, events: MeshEvents) -> None:
         self.state = state
-        self.key = key
+        self.key = key  # b"": unauthenticated (failoverd --no-auth)
         self.events = events
+        self.ctx = schema.Context(frozenset(state.cfg.live_pnns),
+                                  frozenset(str(ip) for ip in state.publics))
+        self.rejected: Counter[str] = Counter()  # "<peer> <field>" -> messages dropped
         self.ids = itertools.count(1)
-        self.pending: dict[int, asyncio.Future[Message]] = {}
+        self.pending: dict[int, tuple[int, asyncio.Future[Message]]] = {}  # id -> asked
         self.conn_tasks: set[asyncio.Task] = set()  # incoming connections, for shutdown
 
     # -- messaging ---------------------------------------------------------------
@@ -62,10 +66,10 @@ class Membership:
             await self.events.deliver(st.pnn, msg)
             return True
         peer = st.peers[pnn]
-        if not peer.connected or peer.writer is None:
+        if not peer.connected or peer.writer is None or peer.sender is None:
             return False
         try:
-            peer.writer.write(wire.encode(msg, self.key))
+            peer.writer.write(peer.sender.encode(msg))
             await peer.writer.drain()
             return True
         except (OSError, ConnectionError):
@@ -80,7 +84,7 @@ class Membership:
         """Send a message with a fresh id and wait for the reply with that id."""
         rid = next(self.ids)
         fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self.pending[rid] = fut
+        self.pending[rid] = (pnn, fut)
         try:
             if not await self.send(pnn, {**msg, "id": rid}):
                 return None
@@ -92,9 +96,10 @@ class Membership:
             self.pending.pop(rid, None)
 
     async def on_reply(self, src: int, msg: Message) -> Message | None:
-        """`ips` / `done`: wake whoever is waiting in request() for this id."""
-        fut = self.pending.get(msg["id"])
-        if fut is not None and not fut.done():
+        """`ips` / `done`: wake whoever is waiting in request() for this id -
+        if it comes from the node that was asked."""
+        asked, fut = self.pending.get(msg["id"], (None, None))
+        if fut is not None and asked == src and not fut.done():
             fut.set_result(msg)
         return None
 
@@ -110,20 +115,36 @@ class Membership:
         async with server:
             await st.stopping.wait()
 
+    def reject(self, who: str, field: str, why: object) -> None:
+        """One log line and one count per refused message or connection."""
+        self.rejected[f"{who} {field}"] += 1
+        log.warning("dropped from %s: %s", who, why)
+
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
+        who = str(peername[0]) if isinstance(peername, tuple) else str(peername)
         task = asyncio.current_task()
         if task is not None:
             self.conn_tasks.add(task)
         try:
-            hello = await asyncio.wait_for(wire.read_message(reader, self.key), 5)
+            challenge = wire.new_challenge()
+            writer.write(challenge)
+            await writer.drain()
+            rx = wire.Receiver(self.key, challenge)
+            hello = wire.decode(await asyncio.wait_for(rx.read_body(reader), 5), self.ctx)
             if hello["type"] != "hello" or hello["pnn"] not in self.state.peers:
-                raise wire.BadMessage(f"expected hello from a known node, got {hello}")
+                raise schema.BadMessage("type", f"expected hello from another node, "
+                                                f"got {hello['type']}")
             src = hello["pnn"]
+            if who != self.state.peers[src].address:
+                raise schema.BadMessage("pnn", f"claims node {src}, whose address is "
+                                               f"{self.state.peers[src].address}")
             self.state.peers[src].last_rx = time.monotonic()
-            await self.read_loop(src, reader)
-        except wire.BadMessage as e:
-            log.warning("dropping connection from %s: bad message: %s", peername, e)
+            await self.read_loop(src, who, rx, reader)
+        except wire.BadFrame as e:
+            self.reject(who, "frame", f"connection dropped: {e}")
+        except schema.BadMessage as e:
+            self.reject(who, e.field, f"connection dropped: bad hello: {e}")
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, OSError,
                 asyncio.CancelledError):
             pass
@@ -132,12 +153,24 @@ class Membership:
             if task is not None:
                 self.conn_tasks.discard(task)
 
-    async def read_loop(self, src: int, reader: asyncio.StreamReader) -> None:
+    async def read_loop(self, src: int, who: str, rx: wire.Receiver,
+                        reader: asyncio.StreamReader) -> None:
+        """Deliver each valid message; drop (log, count) each invalid one.
+
+        A bad frame raises out of here and ends the connection; a frame that
+        authenticates but holds a bad message costs only that message.
+        """
         peer = self.state.peers[src]
+        name = f"node {src} ({who})"
         while True:
-            msg = await wire.read_message(reader, self.key)
+            body = await rx.read_body(reader)
             peer.rx += 1
             peer.last_rx = time.monotonic()
+            try:
+                msg = wire.decode(body, self.ctx)
+            except schema.BadMessage as e:
+                self.reject(name, e.field, e)
+                continue
             await self.events.deliver(src, msg)
 
     async def connect_loop(self, peer: Peer) -> None:
@@ -152,22 +185,36 @@ class Membership:
         while not st.stopping.is_set():
             if not peer.connected:
                 t_connect = time.monotonic()
-                try:
-                    reader, writer = await asyncio.wait_for(
-                        asyncio.open_connection(peer.address, PORT), 2)
-                    writer.write(wire.encode({"type": "hello", "pnn": st.pnn}, self.key))
-                    await writer.drain()
-                except (OSError, TimeoutError):
+                link = await self.open_link(peer)
+                if link is None:
                     await asyncio.sleep(0.5)
                     continue
+                reader, writer, sender = link
                 if not await self.heard_since(peer, t_connect):
                     writer.close()
                     continue
-                peer.writer, peer.connected, peer.missed = writer, True, 0
+                peer.writer, peer.sender, peer.connected, peer.missed = writer, sender, True, 0
                 log.log(NOTICE, "connected to node %d", peer.pnn)
                 st.spawn(self.watch_eof(peer, reader), f"eof-{peer.pnn}")
                 await self.events.connected(peer.pnn)
             await asyncio.sleep(0.2)
+
+    async def open_link(self, peer: Peer) -> tuple[
+            asyncio.StreamReader, asyncio.StreamWriter, wire.Sender] | None:
+        """Connect to peer, take its challenge and say hello; None if that fails."""
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(peer.address, PORT), 2)
+            challenge = await asyncio.wait_for(reader.readexactly(wire.CHALLENGE_LEN), 2)
+            sender = wire.Sender(self.key, challenge)
+            writer.write(sender.encode({"type": "hello", "pnn": self.state.pnn}))
+            await writer.drain()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            if writer is not None:
+                writer.close()
+            return None
+        return reader, writer, sender
 
     async def heard_since(self, peer: Peer, t: float) -> bool:
         """Wait (up to the keepalive bound) for anything from peer after time t."""
@@ -193,6 +240,7 @@ class Membership:
         if peer.writer is not None:
             peer.writer.close()
             peer.writer = None
+            peer.sender = None
         log.log(NOTICE, "node %d is now DISCONNECTED (%s)", peer.pnn, why)
         self.events.disconnected(peer.pnn)
 
