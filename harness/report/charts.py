@@ -117,7 +117,8 @@ def distributions(samples: dict[str, dict[str, list[float]]], gap: float | None)
             if not xs:
                 continue
             hist.hist(xs, bins=min(20, max(5, len(xs) // 2)), alpha=0.5, label=impl)
-            cdf.step(xs, [(k + 1) / len(xs) for k in range(len(xs))], where="post",
+            cdf.step([xs[0], *xs], [0.0] + [(k + 1) / len(xs) for k in range(len(xs))],
+                     where="post",
                      label=f"{impl} (n={len(xs)})")
         if m == "detection" and gap:
             cdf.plot([0, gap, gap * 1.2], [0, 1, 1], linestyle="--", color="#000000",

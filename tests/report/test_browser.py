@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import write_report
+from harness.report import stats_page, write_report
+from harness.report.model import build
 
 selenium = pytest.importorskip("selenium")
 from recorded_runs import RUNS, recorded  # noqa: E402
@@ -114,3 +115,26 @@ def test_event_table_filters_by_node_and_kind(browser: webdriver.Chrome, tmp_pat
     rows = visible()
     assert rows and {tuple(r) for r in rows} == {("n2", "flags")}
     assert browser.find_element("id", "f-count").text.startswith(f"{len(rows)} of {total}")
+
+
+def test_stats_page_renders_in_chromium(browser: webdriver.Chrome, tmp_path: Path,
+                                        report_artifacts: Path) -> None:
+    """The `harness stats` page, from the delays the recorded runs measured."""
+    samples: dict[str, list[float]] = {"detection": [], "takeover": [], "outage": []}
+    for run in RUNS:
+        tl, info = recorded(run)
+        for d in build(tl, info).delays:
+            key = ("detection" if d.what.startswith("fault") else
+                   "takeover" if d.what.startswith("UNHEALTHY") else "outage")
+            samples[key].append(d.seconds or 0.0)
+    page = stats_page.write(tmp_path / "stats.html", "recorded runs", {"native": samples},
+                            3.0, "summary")
+    browser.get_log("browser")
+    browser.get(page.as_uri())
+    browser.save_screenshot(str(report_artifacts / "stats.png"))
+    texts = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#chart svg text'))"
+        ".map(function(t){return t.textContent;});")
+    assert "theory: uniform over 3 s" in texts
+    assert {"detection (s)", "takeover (s)", "outage (s)"} <= set(texts)
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
