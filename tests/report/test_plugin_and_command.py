@@ -1,7 +1,8 @@
 """The report's plumbing, on recorded real runs: pytest's --report writes a
 failed test's page and prints its path, its delays go into JUnit XML as
-properties; `harness report` rebuilds a page and a Chrome trace from a saved
-timeline, and bad input is one line with exit status 2."""
+properties and its chart into pytest-html's report; `harness report`
+rebuilds a page and a Chrome trace from a saved timeline, and bad input is
+one line with exit status 2."""
 
 from __future__ import annotations
 
@@ -30,9 +31,11 @@ def test_failed_test_gets_a_report_and_junit_delays(tmp_path: Path) -> None:
     test = tmp_path / "test_inner.py"
     test.write_text(INNER.format(path=str(DATA / "n3-passed" / "timeline.jsonl")))
     reports, junit = tmp_path / "reports", tmp_path / "junit.xml"
+    html = tmp_path / "pytest-html.html"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
-         str(test), "--report", str(reports), f"--junitxml={junit}", "--rootdir", str(tmp_path)],
+         str(test), "--report", str(reports), f"--junitxml={junit}", "--rootdir", str(tmp_path),
+         f"--html={html}", "--self-contained-html"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     pages = list(reports.glob("*/report.html"))
@@ -44,6 +47,9 @@ def test_failed_test_gets_a_report_and_junit_delays(tmp_path: Path) -> None:
              for p in ET.parse(junit).iter("property")}
     detection = props["delay f1 fault -> UNHEALTHY"]
     assert 0 < detection <= props["delay f1 fault -> UNHEALTHY bound"]
+    # pytest-html's page carries the swimlane chart (escaped in its data blob) and a link
+    page = html.read_text()
+    assert "n1 flags" in page and "run report" in page
 
 
 def harness(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
