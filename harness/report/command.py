@@ -35,7 +35,7 @@ def _load_timeline(path: Path) -> Timeline:
         raise UsageError(f"{path}: no such file; give a timeline.jsonl that a run saved")
     try:
         return Timeline.load(path)
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as e:
         raise UsageError(f"{path}: not a saved timeline (one JSON event a line): "
                          f"{type(e).__name__}: {e}") from None
 

@@ -33,7 +33,12 @@ def load_info(path: Path) -> RunInfo:
     if not isinstance(d, dict) or not isinstance(d.get("title"), str):
         raise ValueError(f"{path}: needs a JSON object with a string 'title'")
     top = d.get("topology")
-    return RunInfo(d["title"], str(d.get("implementation", "?")),
-                   {str(k): int(v) for k, v in (d.get("tunables") or {}).items()},
+    try:
+        tunables = {str(k): int(v) for k, v in (d.get("tunables") or {}).items()}
+        slack = float(d.get("slack", 1.0))
+    except (TypeError, ValueError, AttributeError):
+        raise ValueError(f"{path}: 'tunables' must map names to whole numbers and 'slack' "
+                         "be a number") from None
+    return RunInfo(d["title"], str(d.get("implementation", "?")), tunables,
                    None if top is None else topology_from_dict(top, str(path)),
-                   str(d.get("verdict", "")), float(d.get("slack", 1.0)))
+                   str(d.get("verdict", "")), slack)

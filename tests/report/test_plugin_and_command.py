@@ -85,7 +85,11 @@ def test_harness_report_bad_input_is_one_line(tmp_path: Path,
     side.parent.mkdir()
     side.write_text((DATA / "n3-passed" / "timeline.jsonl").read_text())
     (side.parent / "run.json").write_text("[]")
-    for args in ([str(tmp_path / "nope.jsonl")], [str(bad)], [str(side)],
+    odd = tmp_path / "odd" / "timeline.jsonl"
+    odd.parent.mkdir()
+    odd.write_text(side.read_text())
+    (odd.parent / "run.json").write_text('{"title": "t", "tunables": {"MonitorInterval": "x"}}')
+    for args in ([str(tmp_path / "nope.jsonl")], [str(bad)], [str(side)], [str(odd)],
                  [str(side), "--info", str(DATA / "n3-passed" / "run.json"),
                   "--tunable", "MonitorInterval"]):
         rc, _, err = harness(capsys, "report", *args)
