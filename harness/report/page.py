@@ -12,6 +12,8 @@ from pathlib import Path
 from harness.report import charts, topology_view
 from harness.report.model import Delay, ReportData
 
+MAX_ROWS = 20000  # about 2 MB of table; a longer run's events are in its trace and JSONL
+
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em;margin:0 0 .3em} h2{font-size:1.1em;margin:1.4em 0 .4em}
@@ -91,7 +93,10 @@ def render(data: ReportData, chart: str | None = None) -> str:
     rows = "".join(
         f'<tr data-node="{_e(r.node)}" data-kind="{_e(r.kind)}"><td>{r.t:.3f}</td>'
         f"<td>{_e(r.node)}</td><td>{_e(r.source)}</td><td>{_e(r.kind)}</td>"
-        f"<td>{_e(r.text)}</td></tr>" for r in data.rows)
+        f"<td>{_e(r.text)}</td></tr>" for r in data.rows[:MAX_ROWS])
+    cut = "" if len(data.rows) <= MAX_ROWS else (
+        f"<p><b>{len(data.rows) - MAX_ROWS} later events left out</b> to keep the page small; "
+        "timeline.jsonl and the trace hold them all.</p>")
     topo = topology_view.draw(info.topology) if info.topology is not None else \
         "<p>(the topology was not saved with this timeline)</p>"
     lanes = json.dumps([lane.name for lane in data.lanes])
@@ -119,7 +124,7 @@ kind <select id="f-kind"><option value="">all</option>{opts(kinds)}</select>
 text <input id="f-text" type="search"> <span id="f-count"></span>
 <br><small>times in seconds since the run started</small></p>
 <table id="events"><thead><tr><th>s</th><th>node</th><th>source</th><th>kind</th>
-<th>data</th></tr></thead><tbody>{rows}</tbody></table>
+<th>data</th></tr></thead><tbody>{rows}</tbody></table>{cut}
 <script>{SCRIPT}</script>
 </body></html>
 """
