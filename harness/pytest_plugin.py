@@ -121,7 +121,7 @@ def _attach_to_pytest_html(item: pytest.Item, rep: pytest.TestReport, html: Path
     if plugin is None:
         return
     try:
-        import pytest_html  # type: ignore[import-not-found]
+        import pytest_html
     except ImportError:
         return
     extras = [pytest_html.extras.url(str(html), name="run report")]
@@ -135,7 +135,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Every run report written, one path a line, after the failures."""
     paths = [content for reps in terminalreporter.stats.values() for rep in reps
              for name, content in getattr(rep, "sections", [])
-             if name.endswith("run report")]
+             if name == "Captured run report teardown"]
     if paths:
         terminalreporter.write_sep("-", "run reports")
         for p in paths:
@@ -296,7 +296,8 @@ def backend(request: pytest.FixtureRequest, cluster: Cluster, backend_name: str,
 def timeline(request: pytest.FixtureRequest) -> Iterator[Timeline]:
     """One timeline per test (CLOCK_MONOTONIC). Scope: function; no
     dependencies. On failure it is saved under --artifacts (JSON Lines +
-    table) and its table is added to the report."""
+    table) with its run report, and its table is added to the report; its
+    delays become JUnit properties (harness.report)."""
     tl = Timeline(request.node.name)
     yield tl
     _report_timeline(request, tl)
@@ -306,24 +307,34 @@ def _report_timeline(request: pytest.FixtureRequest, tl: Timeline) -> None:
     """At the end of a test: its delays as JUnit properties; when it failed
     the table in the report and the timeline under --artifacts; the run
     report under --report (failed or marked `report`) or --artifacts (failed)."""
+    from harness.report import write_report
     from harness.report.runs import info_for, junit_properties, measured_delays, save_run
 
     failed = test_failed(request)
     backend = request.node.stash.get(_backend_key, None)
     info = info_for(request.node.nodeid, backend, "failed" if failed else "passed")
-    if tl.first("fault.apply") is not None:
-        request.node.user_properties.extend(junit_properties(measured_delays(tl, info)))
     if failed:
         request.node.add_report_section("teardown", "timeline", tl.table())
     wanted = failed or request.node.get_closest_marker("report") is not None
     out = report_path(request.config, request.node.nodeid) if wanted else None
-    if out is None and failed:
-        out = artifacts_dir(request)
-    if out is not None:
-        files = save_run(tl, info, out)
-        request.node.stash[_html_key] = files.html
-        request.node.add_report_section("teardown", "run report",
-                                        f"{files.html}\ntrace: {files.trace}")
+    artifacts = artifacts_dir(request) if failed else None
+    if artifacts is not None:
+        tl.save(artifacts)
+    try:  # a broken report must not hide why the test failed
+        if tl.first("fault.apply") is not None:
+            request.node.user_properties.extend(junit_properties(measured_delays(tl, info)))
+        files = None
+        if out is not None:
+            files = save_run(tl, info, out)
+        elif artifacts is not None:  # beside the timeline saved just above
+            files = write_report(tl, info, artifacts)
+        if files is not None:
+            request.node.stash[_html_key] = files.html
+            request.node.add_report_section("teardown", "run report",
+                                            f"{files.html}\ntrace: {files.trace}")
+    except Exception as e:  # noqa: BLE001 - reported, never raised
+        request.node.add_report_section("teardown", "run report error",
+                                        f"no run report: {type(e).__name__}: {e}")
 
 
 def report_path(config: pytest.Config, nodeid: str) -> Path | None:

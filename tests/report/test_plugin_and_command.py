@@ -40,7 +40,11 @@ def test_failed_test_gets_a_report_and_junit_delays(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     pages = list(reports.glob("*/report.html"))
     assert len(pages) == 1, proc.stdout
-    assert str(pages[0]) in proc.stdout  # the failure summary names the page
+    # the failure summary names the page, and so does the list after it
+    lines = proc.stdout.splitlines()
+    heads = [k for k, line in enumerate(lines) if " run reports " in line]
+    assert heads and lines[heads[0] + 1] == str(pages[0]), proc.stdout
+    assert str(pages[0]) in lines[:heads[0]]  # in the failure's own section too
     assert (pages[0].parent / "report.trace.json").is_file()
     assert (pages[0].parent / "timeline.jsonl").is_file()
     props = {p.get("name"): float(p.get("value", "nan"))
