@@ -131,12 +131,23 @@ def _steps(changes: Iterable[tuple[float, str]], end: float,
     return spans
 
 
-def _flag_lane(tl: Timeline, pnn: int, rel: float, end: float) -> Lane:
+def _grouped(evs: Iterable[Event], key: Callable[[Event], Any]) -> dict[Any, list[Event]]:
+    """Events by key in one pass (a long run has many lanes: one scan each
+    would cost lanes x events)."""
+    out: dict[Any, list[Event]] = {}
+    for e in evs:
+        k = key(e)
+        if k is not None:
+            out.setdefault(k, []).append(e)
+    return out
+
+
+def _flag_lane(flags: list[Event], pnn: int, rel: float, end: float) -> Lane:
     """Node flags as all observers saw them: each observer's latest view,
     merged; the worst flag names the span ("OK" when none has a flag)."""
     views: dict[Any, set[str]] = {}
     changes: list[tuple[float, str]] = []
-    for e in tl.events("flags", node=pnn):
+    for e in flags:
         views[e.get("by")] = {f for f in e.get("flags", ()) if f != "OK"}
         seen = set().union(*views.values())
         label = next((f for f in FLAGS if f in seen), "OK")
@@ -194,16 +205,18 @@ def _link_lanes(tl: Timeline, topology: Topology | None, rel: float, end: float
                 for port in iface.ports:
                     keys.add((f"n{pnn}", port))
     link_kinds = ("link.carrier", "link.admin", "link.new", "link.del")
-    for e in tl.events(link_kinds + ("bond.active",), source="netlink"):
-        if e.get("ns", "").startswith("n") and e.get("ifname") not in (None, "lo"):
-            keys.add((e["ns"], e["ifname"]))
+    by_link = _grouped(tl.events(link_kinds + ("bond.active",), source="netlink"),
+                       lambda e: (e.get("ns"), e.get("ifname")))
+    keys |= {(ns, ifname) for ns, ifname in by_link
+             if str(ns).startswith("n") and ifname not in (None, "lo")}
     lanes = []
     for ns, ifname in sorted(keys, key=lambda k: (int(k[0][1:]) if k[0][1:].isdigit() else 0,
                                                   k[1])):
         changes: list[tuple[float, str]] = []
         first: str | None = None
         carrier, admin = True, True
-        for e in tl.events(link_kinds, source="netlink", ns=ns, ifname=ifname):
+        evs = by_link.get((ns, ifname), [])
+        for e in (x for x in evs if x.kind in link_kinds):
             if e.kind == "link.carrier":
                 if first is None and e.get("up") is False:
                     first = "up"
@@ -220,8 +233,7 @@ def _link_lanes(tl: Timeline, topology: Topology | None, rel: float, end: float
             label = "up" if carrier and admin else ("admin down" if not admin else "no carrier")
             changes.append((e.t - rel, label))
         lane = Lane("link", f"{ns} {ifname}", _steps(changes, end, first or "up"))
-        bond = [(e.t - rel, e.get("slave") or "none")
-                for e in tl.events("bond.active", source="netlink", ns=ns, ifname=ifname)]
+        bond = [(e.t - rel, e.get("slave") or "none") for e in evs if e.kind == "bond.active"]
         lanes.append(lane)
         if bond:
             lanes.append(Lane("bond", f"{ns} {ifname} active", _steps(bond, end)))
@@ -309,11 +321,11 @@ def _public_ips(tl: Timeline, topology: Topology | None) -> list[str]:
     return sorted(ips, key=lambda s: tuple(int(x) for x in s.split(".")))
 
 
-def _monitor_ticks(tl: Timeline, pnn: int, rel: float) -> list[float]:
-    """Monitor runs, from the native daemon's log ("monitor event OK; next in
-    3 s"); ctdbd logs a run only when it fails, so its lanes show those."""
-    return sorted({e.t - rel for e in tl.events("log", node=pnn)
-                   if MONITOR_RUN.search(str(e.get("line", "")))})
+def _monitor_runs(tl: Timeline) -> dict[Any, list[Event]]:
+    """Monitor runs per node, from the native daemon's log ("monitor event OK;
+    next in 3 s"); ctdbd logs a run only when it fails, so its lanes show those."""
+    return _grouped((e for e in tl.events("log")
+                     if MONITOR_RUN.search(str(e.get("line", "")))), lambda e: e.node)
 
 
 def build(tl: Timeline, info: RunInfo) -> ReportData:
@@ -324,9 +336,11 @@ def build(tl: Timeline, info: RunInfo) -> ReportData:
     nodes = sorted({e.node for e in evs if e.node is not None}
                    | set(range(info.topology.nodes if info.topology else 0)))
     lanes: list[Lane] = []
+    flags = _grouped(tl.events("flags"), lambda e: e.node)
+    runs = _monitor_runs(tl)
     for pnn in nodes:
-        lane = _flag_lane(tl, pnn, rel, end)
-        lane.ticks = _monitor_ticks(tl, pnn, rel)
+        lane = _flag_lane(flags.get(pnn, []), pnn, rel, end)
+        lane.ticks = sorted({e.t - rel for e in runs.get(pnn, [])})
         lanes.append(lane)
     ips = _public_ips(tl, info.topology)
     lanes += [_ip_lane(tl, ip, rel, end) for ip in ips]
