@@ -6,8 +6,9 @@ the run's own time) and its IPs must appear on healthy nodes about 2 s later.
 Where the kernel has bonding (the VM), the fault is the seed's own: bond0's
 only slave set down inside the node. Elsewhere the plain variant, where an
 admin-down is healed by 10.interface, so the fault is a pulled cable.
-The timeline, its report (HTML page and Chrome trace) and a summary are
-written to the test's artifacts; the delays go into JUnit XML as properties.
+The timeline, its report (HTML page and Chrome trace, bounds with this
+test's slack) and a summary are written to the test's artifacts; the
+plugin puts the delays into JUnit XML as properties.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import pytest
 
 from harness.assertions import Bounds, assert_invariants
 from harness.pytest_plugin import artifacts_dir
-from harness.report.runs import info_for, junit_properties, save_run
+from harness.report import write_report
+from harness.report.runs import info_for
 from harness.seed import run_seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -30,7 +32,7 @@ def default_tunables() -> dict[str, int]:
     return dict(SEED_TUNABLES)
 
 
-def check_seed(request, lab, tmp_path, record_property):
+def check_seed(request, lab, tmp_path):
     b = Bounds.of(lab.backend, slack=2.0)  # the run time of a full CTDB monitor event
     result = run_seed(lab, b)
     lab.recorder.stop()
@@ -39,19 +41,19 @@ def check_seed(request, lab, tmp_path, record_property):
                       takeover_bound=b.takeover)
     out = artifacts_dir(request) or tmp_path
     lab.timeline.save(out)
-    files = save_run(lab.timeline, info_for(request.node.nodeid, lab.backend, "passed"), out)
-    for name, value in junit_properties(files.data.delays):
-        record_property(name, value)
+    info = info_for(request.node.nodeid, lab.backend, "passed")
+    info.slack = b.slack
+    write_report(lab.timeline, info, out)
     (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     print("\nseed summary:", json.dumps(result.summary()))
 
 
-def test_seed_pulled_cable_default_tunables(request, lab, tmp_path, record_property):
+def test_seed_pulled_cable_default_tunables(request, lab, tmp_path):
     if lab.cluster.topology.has_bonds:
         pytest.skip("plain-interface variant; the bond variant is test_seed_bond_slave_down")
-    check_seed(request, lab, tmp_path, record_property)
+    check_seed(request, lab, tmp_path)
 
 
 @pytest.mark.needs_bonding
-def test_seed_bond_slave_down_default_tunables(request, lab, tmp_path, record_property):
-    check_seed(request, lab, tmp_path, record_property)
+def test_seed_bond_slave_down_default_tunables(request, lab, tmp_path):
+    check_seed(request, lab, tmp_path)
