@@ -8,7 +8,7 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 APT_PKGS := iproute2 ethtool nftables iptables iputils-ping iputils-arping procps util-linux \
-            python3-venv ctdb
+            python3-venv ctdb chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: deps apt-deps pip-deps test test-host test-slow demo bench lint clean gc

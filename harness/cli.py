@@ -1,5 +1,6 @@
 """`harness` command: gc (the reaper), bench, topology checks, import of a field
-cluster's /etc/ctdb, the demo, scenario files (`harness run`), and labs that
+cluster's /etc/ctdb, the demo, scenario files (`harness run`), run reports
+(`harness report`), and labs that
 stay up (up, ls, shell, ctdb, fault, watch, save, down: harness.labs).
 
 Bad input gets one line on stderr and exit status 2, never a traceback.
@@ -18,6 +19,7 @@ from harness.cluster import Cluster
 from harness.cmdline import UsageError, bonds_from_specs
 from harness.ctdb_import import CtdbImportError, format_mapping, import_ctdb_dir
 from harness.labs import commands as lab_commands
+from harness.report import command as report_command
 from harness.scenario import command as scenario_command
 from harness.topology import Topology, TopologyError, default_topology, load_topology
 
@@ -146,6 +148,7 @@ def _add_late_commands(sub: argparse._SubParsersAction) -> None:
     demo.add_parser(sub)
     stats.add_parser(sub)
     scenario_command.add_parser(sub)
+    report_command.add_parser(sub)
     lab_commands.add_parsers(sub)
 
 

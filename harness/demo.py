@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from pathlib import Path
 
 from harness import hostcheck
 from harness.assertions import Bounds
 from harness.backends.base import Backend
 from harness.lab import Lab, running_cluster
 from harness.record import Event
+from harness.report.runs import info_for, save_run
 from harness.seed import SEED_NODE, SeedResult, run_seed, seed_topology
 
 
@@ -42,7 +44,8 @@ def print_every_second(backend: Backend, start: float, stop: threading.Event) ->
         show(backend)
 
 
-def run_demo(monitor_interval: int, event_mode: bool, seconds: int | None) -> int:
+def run_demo(monitor_interval: int, event_mode: bool, seconds: int | None,
+             report: Path | None = None) -> int:
     why = hostcheck.why_cannot_run()
     if why:
         print(f"harness demo: {why}")
@@ -59,7 +62,12 @@ def run_demo(monitor_interval: int, event_mode: bool, seconds: int | None) -> in
               f"the build started (MonitorInterval {monitor_interval} s"
               f"{', event-driven monitor' if event_mode else ''})\n")
         show(lab.backend)
-        return experiment(lab, monitor_interval, event_mode, seconds)
+        rc = experiment(lab, monitor_interval, event_mode, seconds)
+        if report is not None:
+            files = save_run(lab.timeline, info_for("harness demo", lab.backend,
+                                                    "passed" if rc == 0 else "failed"), report)
+            print(f"report: {files.html}\ntrace (Perfetto, chrome://tracing): {files.trace}")
+        return rc
 
 
 def experiment(lab: Lab, interval: int, event_mode: bool, seconds: int | None) -> int:
@@ -115,4 +123,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=int, default=None,
                    help="print status until this many seconds after the fault "
                         "(default: 2 s after the IPs moved)")
-    p.set_defaults(fn=lambda a: run_demo(a.monitor_interval, a.event_mode, a.seconds))
+    p.add_argument("--report", metavar="DIR", type=Path, default=Path("artifacts/demo"),
+                   help="where the run's timeline, HTML report and trace go "
+                        "(default artifacts/demo)")
+    p.set_defaults(fn=lambda a: run_demo(a.monitor_interval, a.event_mode, a.seconds,
+                                         a.report))

@@ -26,6 +26,7 @@ VM_HINT = "the kernel has no bonding driver; run the bond tests in a VM with `ma
 _report_key = pytest.StashKey[dict[str, pytest.TestReport]]()
 _snapshot_key = pytest.StashKey[dict]()
 _backend_key = pytest.StashKey[Backend]()
+_html_key = pytest.StashKey[Path]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,6 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "print how to use it")
     group.addoption("--artifacts", metavar="DIR", default=None,
                     help="write logs and timelines of failed tests under DIR")
+    group.addoption("--report", metavar="DIR", default=None,
+                    help="write a run report (one HTML page and a Chrome trace) of every "
+                         "failed test, and of tests marked `report`, under DIR")
     group.addoption("--backend", default="all", metavar="NAME",
                     help="failover implementation(s): native, ctdb or all (default: all "
                          "that are installed)")
@@ -54,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "needs_full_kernel: uses kernel features this CI kernel lacks (netem); also run in "
         "the VM by `make test-vm`",
         "slow: long-running test (still part of `make test`)",
+        "report: write this test's run report even when it passes (with --report or "
+        "--artifacts)",
         "long: soaks, many-seed differentials, 64-node trials: only `make test-slow` runs them",
     ):
         config.addinivalue_line("markers", line)
@@ -103,7 +109,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo
                                ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     rep = yield
     item.stash.setdefault(_report_key, {})[rep.when] = rep
+    html = item.stash.get(_html_key, None)
+    if rep.when == "teardown" and html is not None:
+        _attach_to_pytest_html(item, rep, html)
     return rep
+
+
+def _attach_to_pytest_html(item: pytest.Item, rep: pytest.TestReport, html: Path) -> None:
+    """With pytest-html installed, the run report's chart goes into its report."""
+    plugin = item.config.pluginmanager.getplugin("html")
+    if plugin is None:
+        return
+    try:
+        import pytest_html
+    except ImportError:
+        return
+    extras = [pytest_html.extras.url(str(html), name="run report")]
+    chart = html.with_suffix(".chart.svg")
+    if chart.is_file():
+        extras.append(pytest_html.extras.html(chart.read_text()))
+    rep.extras = [*getattr(rep, "extras", []), *extras]  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Every run report written, one path a line, after the failures."""
+    paths = [content for reps in terminalreporter.stats.values() for rep in reps
+             for name, content in getattr(rep, "sections", [])
+             if name == "Captured run report teardown"]
+    if paths:
+        terminalreporter.write_sep("-", "run reports")
+        for p in paths:
+            terminalreporter.write_line(p.splitlines()[0])
 
 
 def test_failed(request: pytest.FixtureRequest) -> bool:
@@ -260,15 +296,53 @@ def backend(request: pytest.FixtureRequest, cluster: Cluster, backend_name: str,
 def timeline(request: pytest.FixtureRequest) -> Iterator[Timeline]:
     """One timeline per test (CLOCK_MONOTONIC). Scope: function; no
     dependencies. On failure it is saved under --artifacts (JSON Lines +
-    table) and its table is added to the report."""
+    table) with its run report, and its table is added to the report; its
+    delays become JUnit properties (harness.report)."""
     tl = Timeline(request.node.name)
     yield tl
-    if test_failed(request):
-        table = tl.table()
-        request.node.add_report_section("teardown", "timeline", table)
-        out = artifacts_dir(request)
+    _report_timeline(request, tl)
+
+
+def _report_timeline(request: pytest.FixtureRequest, tl: Timeline) -> None:
+    """At the end of a test: its delays as JUnit properties; when it failed
+    the table in the report and the timeline under --artifacts; the run
+    report under --report (failed or marked `report`) or --artifacts (failed)."""
+    from harness.report import write_report
+    from harness.report.runs import info_for, junit_properties, measured_delays, save_run
+
+    failed = test_failed(request)
+    backend = request.node.stash.get(_backend_key, None)
+    info = info_for(request.node.nodeid, backend, "failed" if failed else "passed")
+    if failed:
+        request.node.add_report_section("teardown", "timeline", tl.table())
+    wanted = failed or request.node.get_closest_marker("report") is not None
+    out = report_path(request.config, request.node.nodeid) if wanted else None
+    artifacts = artifacts_dir(request) if failed else None
+    if artifacts is not None:
+        tl.save(artifacts)
+    try:  # a broken report must not hide why the test failed
+        if tl.first("fault.apply") is not None:
+            request.node.user_properties.extend(junit_properties(measured_delays(tl, info)))
+        files = None
         if out is not None:
-            tl.save(out)
+            files = save_run(tl, info, out)
+        elif artifacts is not None:  # beside the timeline saved just above
+            files = write_report(tl, info, artifacts)
+        if files is not None:
+            request.node.stash[_html_key] = files.html
+            request.node.add_report_section("teardown", "run report",
+                                            f"{files.html}\ntrace: {files.trace}")
+    except Exception as e:  # noqa: BLE001 - reported, never raised
+        request.node.add_report_section("teardown", "run report error",
+                                        f"no run report: {type(e).__name__}: {e}")
+
+
+def report_path(config: pytest.Config, nodeid: str) -> Path | None:
+    """Where --report puts a test's run report (None without --report)."""
+    base = config.getoption("--report")
+    if not base:
+        return None
+    return Path(base) / re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness import hostcheck
 from harness.assertions import Bounds
@@ -75,28 +76,43 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if why:
         print(f"harness stats: {why}")
         return 2
-    if args.event_mode and args.backend != "native":
+    if args.event_mode and args.backend != "native":  # "all" includes ctdb
         print("harness stats: --event-mode is the native implementation's; CTDB has none",
               file=sys.stderr)
         return 2
-    res, violations = run_trials(args.backend, args.trials, args.monitor_interval,
-                                 args.event_mode, args.seed)
+    names = ["native", "ctdb"] if args.backend == "all" else [args.backend]
     mode = "event-driven" if args.event_mode else "polling"
-    print(f"\n{args.backend}, {mode} monitor, MonitorInterval {args.monitor_interval} s, "
-          f"{len(res)} trials (seconds)")
-    print(f"{'':<16} {'min':>8} {'median':>8} {'mean':>8} {'p95':>8} {'max':>8}")
-    print(_dist("detection", [t.detection for t in res]))
-    print(_dist("takeover", [t.takeover for t in res]))
-    print(_dist("client outage", [t.outage for t in res]))
+    lines: list[str] = []
+    samples: dict[str, dict[str, list[float]]] = {}
+    failed = False
+    for name in names:
+        res, violations = run_trials(name, args.trials, args.monitor_interval,
+                                     args.event_mode, args.seed)
+        samples[name] = {"detection": [t.detection for t in res],
+                         "takeover": [t.takeover for t in res],
+                         "outage": [t.outage for t in res]}
+        lines += [f"\n{name}, {mode} monitor, MonitorInterval {args.monitor_interval} s, "
+                  f"{len(res)} trials (seconds)",
+                  f"{'':<16} {'min':>8} {'median':>8} {'mean':>8} {'p95':>8} {'max':>8}",
+                  _dist("detection", samples[name]["detection"]),
+                  _dist("takeover", samples[name]["takeover"]),
+                  _dist("client outage", samples[name]["outage"])]
+        if violations:
+            failed = True
+            lines.append(f"{len(violations)} of {args.trials} trials broke a bound:")
+            lines += [f"  {line}" for line in violations]
     if not args.event_mode:
-        print(f"seed's claim: mean detection ~ {args.monitor_interval / 2:.1f} s, "
-              f"max ~ {args.monitor_interval} s + run time")
-    if violations:
-        print(f"{len(violations)} of {args.trials} trials broke a bound:")
-        for line in violations:
-            print(f"  {line}")
-        return 1
-    return 0
+        lines.append(f"seed's claim: mean detection ~ {args.monitor_interval / 2:.1f} s, "
+                     f"max ~ {args.monitor_interval} s + run time")
+    print("\n".join(lines))
+    if args.report is not None:
+        from harness.report import stats_page  # matplotlib: imported only when drawing
+
+        page = stats_page.write(args.report, f"harness stats: {', '.join(names)}, {mode}",
+                                samples, None if args.event_mode else args.monitor_interval,
+                                "\n".join(lines).strip())
+        print(f"report: {page}")
+    return 1 if failed else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -104,6 +120,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--monitor-interval", type=int, default=3)
     p.add_argument("--event-mode", action="store_true")
-    p.add_argument("--backend", choices=["native", "ctdb"], default="native")
+    p.add_argument("--backend", choices=["native", "ctdb", "all"], default="native",
+                   help="all: each implementation in turn, on the same charts")
+    p.add_argument("--report", metavar="FILE", type=Path,
+                   default=Path("artifacts/stats/report.html"),
+                   help="the HTML page of the distributions (default "
+                        "artifacts/stats/report.html)")
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(fn=cmd_stats)

@@ -104,7 +104,8 @@ class Monitor:
                 if not line.startswith("Node became"):
                     log.log(NOTICE, "%s", line)
             delay = dec.next_delay
-            log.debug("monitor event %s; next in %g s", status.name, delay)
+            # one line per run: the run report draws monitor runs from it
+            log.info("monitor event %s; next in %g s", status.name, delay)
             if dec.changed:
                 await self.set_flag(NodeFlags.UNHEALTHY, not dec.healthy,
                                     "UNHEALTHY" if not dec.healthy else "HEALTHY")

@@ -31,6 +31,7 @@ from typing import Any
 
 from harness.labs.journal import Event, Timeline, address_holders, load_timeline, outages
 from harness.labs.state import LabFiles, LabSpec, LabUnavailable
+from harness.report import RunInfo, write_report
 
 
 @dataclass
@@ -133,6 +134,8 @@ def save(files: LabFiles, directory: Path) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
     tl = load_timeline(files.journal_path)
     tl.save(directory, "timeline")
+    write_report(tl, RunInfo(f"lab {spec.name}", spec.implementation, dict(spec.tunables),
+                             spec.build_topology(), "lab saved while running"), directory)
     logs = directory / "logs"
     logs.mkdir(exist_ok=True)
     if files.log_path.exists():

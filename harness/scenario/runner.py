@@ -25,6 +25,8 @@ from harness.backends.base import Backend, NotConverged
 from harness.cluster import Cluster
 from harness.lab import BackendUnavailable, Lab, LeakError, running_cluster
 from harness.record import Timeline
+from harness.report import write_report
+from harness.report.runs import info_for
 from harness.scenario.expectations import check_expectation
 from harness.scenario.fault_steps import apply_fault, stop_timers, undo_fault
 from harness.scenario.model import FaultStep, Scenario, Step, UndoStep, WaitStep
@@ -49,13 +51,14 @@ def run_scenario(scenario: Scenario, implementation: str, *, out: Path | None = 
     result = RunResult(scenario.name, str(scenario.path), implementation)
     t0 = time.monotonic()
     timeline: Timeline | None = None
+    backend: Backend | None = None
     try:
         with running_cluster(scenario.topology, implementation, scenario.tunables,
                              scenario.script_options, event_mode=scenario.event_mode,
                              name=scenario.name, keep=lambda: keep() and not result.passed,
                              hand_over=hand_over,
                              poll_interval=0.1, probe=True) as lab:  # as pytest's recorder
-            timeline = lab.timeline
+            timeline, backend = lab.timeline, lab.backend
             result.converged_s = lab.ready_at - t0
             tunables = " ".join(f"{k}={v}" for k, v in scenario.tunables.items()) or "defaults"
             echo(f"{scenario.name} on {implementation}: {scenario.topology.nodes} nodes "
@@ -74,6 +77,10 @@ def run_scenario(scenario: Scenario, implementation: str, *, out: Path | None = 
     if out is not None and (save_always or not result.passed):
         if timeline is not None:
             timeline.save(out, "timeline")
+            verdict = "passed" if result.passed else \
+                "failed: " + (result.failure_text().splitlines() or [""])[0]
+            write_report(timeline, info_for(f"scenario {scenario.name} on {implementation}",
+                                            backend, verdict), out)
         result.artifacts = out
         result.write_summary(out)
     return result

@@ -203,7 +203,8 @@ def test_a_lab_from_up_to_down(labs, unique, tmp_path: Path):
     saved = harness("save", unique, str(tmp_path / "out"))
     assert saved.returncode == 0, saved.stderr
     out = tmp_path / "out"
-    for name in ("timeline.jsonl", "timeline.txt", "summary.json", "lab.json",
+    for name in ("timeline.jsonl", "timeline.txt", "summary.json", "lab.json", "report.html",
+                 "report.trace.json",
                  "logs/supervisor.log", "logs/node2.log", "config/node2/ctdb.tunables"):
         assert (out / name).is_file(), name
     assert "MonitorInterval=3" in (out / "config/node2/ctdb.tunables").read_text()

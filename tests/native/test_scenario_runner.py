@@ -48,6 +48,8 @@ def test_harness_run_passes_and_writes_artifacts(tmp_path):
     assert summary["steps"][2]["bound"] == "0, detection" and summary["steps"][2]["delay_s"] > 0
     assert (out / "timeline.jsonl").exists() and (out / "timeline.txt").exists()
     assert (out / "native-node2.log").exists()
+    assert "passed" in (out / "report.html").read_text()  # the run report, its verdict
+    assert (out / "report.trace.json").exists()
 
 
 def test_harness_run_failing_step_exits_1_with_the_window(tmp_path):
@@ -212,3 +214,4 @@ within = [0, 0.5]
     assert "Traceback" not in r.stdout and "runner.py" not in r.stdout
     saved = list(art.glob("*/summary.json"))
     assert len(saved) == 1 and (saved[0].parent / "timeline.jsonl").exists()
+    assert "step 2 (impossible) FAILED" in (saved[0].parent / "report.html").read_text()

@@ -6,7 +6,9 @@ the run's own time) and its IPs must appear on healthy nodes about 2 s later.
 Where the kernel has bonding (the VM), the fault is the seed's own: bond0's
 only slave set down inside the node. Elsewhere the plain variant, where an
 admin-down is healed by 10.interface, so the fault is a pulled cable.
-The timeline and a summary are written to the test's artifacts.
+The timeline, its report (HTML page and Chrome trace, bounds with this
+test's slack) and a summary are written to the test's artifacts; the
+plugin puts the delays into JUnit XML as properties.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pytest
 
 from harness.assertions import Bounds, assert_invariants
 from harness.pytest_plugin import artifacts_dir
+from harness.report import write_report
+from harness.report.runs import info_for
 from harness.seed import run_seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -37,6 +41,9 @@ def check_seed(request, lab, tmp_path):
                       takeover_bound=b.takeover)
     out = artifacts_dir(request) or tmp_path
     lab.timeline.save(out)
+    info = info_for(request.node.nodeid, lab.backend, "passed")
+    info.slack = b.slack
+    write_report(lab.timeline, info, out)
     (out / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     print("\nseed summary:", json.dumps(result.summary()))
 
