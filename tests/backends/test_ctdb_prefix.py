@@ -11,6 +11,7 @@ and exit status 2 (harness) or a usage error (pytest), never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -41,6 +42,21 @@ def debian_as_prefix(root: Path) -> Path:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target)
     return root
+
+
+@pytest.mark.parametrize(("printed", "option"), [
+    ("4.15.13-Ubuntu\n", "recovery lock"),   # Ubuntu 22.04
+    ("4.16.0\n", "cluster lock"),            # the rename
+    ("4.22.6-Debian-4.22.6+dfsg-0+deb13u1\n", "cluster lock"),
+    ("garbage\n", "cluster lock"),           # unreadable: today's name
+])
+def test_release_decides_the_cluster_lock_option(tmp_path: Path, printed: str,
+                                                 option: str) -> None:
+    """4.15 reads only ``recovery lock``; `ctdb version` prints the release."""
+    tool = tmp_path / "ctdb"
+    tool.write_text(f"#!/bin/sh\nprintf '%s' '{printed}'\n")
+    tool.chmod(0o755)
+    assert dataclasses.replace(ctdb_install.DEBIAN, ctdb=tool).lock_option() == option
 
 
 def test_missing_prefix_is_one_line(tmp_path: Path) -> None:
