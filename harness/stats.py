@@ -8,6 +8,10 @@ Each trial waits until the monitor schedule is back to its steady gap
 phase within one interval, then runs the seed's experiment (harness.seed):
 node 2's public cable pulled, UNHEALTHY and the takeover checked against
 bounds from the tunables.
+
+`--compare` runs the trials on the native implementation (poll mode) and on
+real ctdbd, and tests the two detection distributions against each other and
+against the seed's model (harness.detection_compare).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from harness import hostcheck
+from harness import detection_compare, hostcheck
 from harness.assertions import Bounds
 from harness.lab import running_cluster
 from harness.seed import run_seed
@@ -79,24 +83,60 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print("harness stats: --event-mode is the native implementation's; CTDB has none",
               file=sys.stderr)
         return 2
+    if args.compare:
+        if args.event_mode:
+            print("harness stats: --compare compares CTDB's polling monitor; "
+                  "leave out --event-mode", file=sys.stderr)
+            return 2
+        return _compare(args)
     res, violations = run_trials(args.backend, args.trials, args.monitor_interval,
                                  args.event_mode, args.seed)
-    mode = "event-driven" if args.event_mode else "polling"
-    print(f"\n{args.backend}, {mode} monitor, MonitorInterval {args.monitor_interval} s, "
+    return _report(args.backend, args.event_mode, args.monitor_interval, args.trials,
+                   res, violations)
+
+
+def _report(backend: str, event_mode: bool, interval: int, trials: int, res: list[Trial],
+            violations: list[str]) -> int:
+    """Print one implementation's distributions; 1 if a trial broke a bound."""
+    mode = "event-driven" if event_mode else "polling"
+    print(f"\n{backend}, {mode} monitor, MonitorInterval {interval} s, "
           f"{len(res)} trials (seconds)")
     print(f"{'':<16} {'min':>8} {'median':>8} {'mean':>8} {'p95':>8} {'max':>8}")
     print(_dist("detection", [t.detection for t in res]))
     print(_dist("takeover", [t.takeover for t in res]))
     print(_dist("client outage", [t.outage for t in res]))
-    if not args.event_mode:
-        print(f"seed's claim: mean detection ~ {args.monitor_interval / 2:.1f} s, "
-              f"max ~ {args.monitor_interval} s + run time")
+    if not event_mode:
+        print(f"seed's claim: mean detection ~ {interval / 2:.1f} s, "
+              f"max ~ {interval} s + run time")
     if violations:
-        print(f"{len(violations)} of {args.trials} trials broke a bound:")
+        print(f"{len(violations)} of {trials} trials broke a bound:")
         for line in violations:
             print(f"  {line}")
         return 1
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Both implementations' trials (same seed: the same fault phases), then the tests.
+
+    Exit 1 if a trial broke a bound or the native is distinguishable from ctdbd."""
+    samples: dict[str, list[float]] = {}
+    rc = 0
+    for name in ("native", "ctdb"):
+        res, violations = run_trials(name, args.trials, args.monitor_interval, False,
+                                     args.seed)
+        rc |= _report(name, False, args.monitor_interval, args.trials, res, violations)
+        samples[name] = [t.detection for t in res]
+    try:
+        c = detection_compare.compare(samples["native"], samples["ctdb"],
+                                      gap=args.monitor_interval)
+    except ValueError as e:
+        print(f"harness stats: no comparison: {e}", file=sys.stderr)
+        return 1
+    print()
+    for line in c.lines():
+        print(line)
+    return 1 if rc or c.distinguishable else 0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -106,4 +146,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--event-mode", action="store_true")
     p.add_argument("--backend", choices=["native", "ctdb"], default="native")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--compare", action="store_true",
+                   help="trials on native (poll mode) and ctdbd, then a two-sample KS test "
+                        "of the detection delays and each against uniform(0, gap)")
     p.set_defaults(fn=cmd_stats)
