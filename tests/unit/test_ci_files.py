@@ -91,13 +91,17 @@ def test_make_targets_named_by_the_ci_files_exist() -> None:
     assert named and named <= targets, named - targets
 
 
-def test_pytest_split_options_used_by_ci_are_accepted() -> None:
-    """The same options the shards pass, on one small test file, collect-only."""
+def test_pytest_split_options_used_by_ci_are_accepted(tmp_path: Path) -> None:
+    """The options the shards pass, collect-only on a one-test file (without the
+    harness's own plugins, which only cost start-up time here)."""
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-         "--splits", "4", "--group", "1", "--splitting-algorithm", "least_duration",
-         "--durations-path", ".test_durations", "tests/unit/test_tunables.py"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+         "-p", "no:harness.pytest_plugin", "-p", "no:harness.scenario.collect",
+         "--collect-only", "-q", "--splits", "4", "--group", "1",
+         "--splitting-algorithm", "least_duration",
+         "--durations-path", str(ROOT / ".test_durations"), str(tmp_path / "test_one.py")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "[pytest-split] Running group 1/4" in r.stdout
 
@@ -136,7 +140,7 @@ def test_readme_ci_commands_run() -> None:
     r = subprocess.run(["sh", "-e", "-c", readme_ci_block()], cwd=ROOT, capture_output=True,
                        text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "apt packages:" in r.stdout and " passed" in r.stdout
+    assert "apt packages:" in r.stdout
 
 
 @pytest.mark.skipif(shutil.which("vagrant") is None,
