@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from harness import detection_compare, hostcheck
+from harness import hostcheck
 from harness.assertions import Bounds
 from harness.lab import running_cluster
 from harness.seed import run_seed
@@ -120,6 +120,8 @@ def _compare(args: argparse.Namespace) -> int:
     """Both implementations' trials (same seed: the same fault phases), then the tests.
 
     Exit 1 if a trial broke a bound or the native is distinguishable from ctdbd."""
+    # imported here: scipy costs every other `harness` command a third of a second
+    from harness import detection_compare
     samples: dict[str, list[float]] = {}
     rc = 0
     for name in ("native", "ctdb"):
