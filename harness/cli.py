@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 
 from harness import demo, hostcheck, runs, stats
+from harness.backends import ctdb_install
 from harness.cluster import Cluster
 from harness.cmdline import UsageError, bonds_from_specs
 from harness.ctdb_import import CtdbImportError, format_mapping, import_ctdb_dir
@@ -116,6 +117,9 @@ def _positive(text: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=__doc__)
+    p.add_argument("--ctdb-prefix", metavar="DIR", default=None,
+                   help="the ctdb backend runs the Samba installed under DIR instead of "
+                        "Debian's ctdb (also: FTH_CTDB_PREFIX)")
     sub = p.add_subparsers(dest="cmd", required=True)
     gc = sub.add_parser("gc", help="remove what dead runs left behind")
     gc.add_argument("--force", nargs="*", default=[], metavar="RUNID",
@@ -154,6 +158,11 @@ def _add_late_commands(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    try:
+        ctdb_install.choose(args.ctdb_prefix)
+    except ctdb_install.CtdbInstallError as e:
+        print(f"harness: {e}", file=sys.stderr)
+        return 2
     try:
         return int(args.fn(args) or 0)
     except (UsageError, TopologyError, CtdbImportError) as e:

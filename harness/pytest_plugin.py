@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import backends, builder, hostcheck, lab, runs
+from harness.backends import ctdb_install
 from harness.backends.base import Backend
 from harness.cluster import Cluster
 from harness.faults import Faults
@@ -42,9 +43,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--backend", default="all", metavar="NAME",
                     help="failover implementation(s): native, ctdb or all (default: all "
                          "that are installed)")
+    group.addoption("--ctdb-prefix", metavar="DIR", default=None,
+                    help="run the ctdb backend on a Samba installed under DIR (`./configure "
+                         "--prefix=DIR && make install`) instead of Debian's ctdb "
+                         "(also: FTH_CTDB_PREFIX)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    try:  # before the workers start: they inherit the choice through the environment
+        ctdb_install.choose(config.getoption("--ctdb-prefix"))
+    except ctdb_install.CtdbInstallError as e:
+        raise pytest.UsageError(str(e)) from None
     for line in (
         "cluster(nodes=, bond=, slaves=, plain=, miimon=): topology overrides for `cluster`",
         "tunables(**NAME_VALUE): CTDB tunables for the `backend` fixture "

@@ -8,6 +8,10 @@ Each trial waits until the monitor schedule is back to its steady gap
 phase within one interval, then runs the seed's experiment (harness.seed):
 node 2's public cable pulled, UNHEALTHY and the takeover checked against
 bounds from the tunables.
+
+`--compare` runs the trials on the native implementation (poll mode) and on
+real ctdbd, and tests the two detection distributions against each other and
+against the seed's model (harness.detection_compare).
 """
 
 from __future__ import annotations
@@ -101,6 +105,20 @@ def cmd_stats(args: argparse.Namespace) -> int:
             failed = True
             lines.append(f"{len(violations)} of {args.trials} trials broke a bound:")
             lines += [f"  {line}" for line in violations]
+    compared = None
+    if not args.event_mode and set(samples) == {"native", "ctdb"}:
+        # imported here: scipy costs every other `harness` command a third of a second
+        from harness import detection_compare
+        try:
+            compared = detection_compare.compare(samples["native"]["detection"],
+                                                 samples["ctdb"]["detection"],
+                                                 gap=args.monitor_interval)
+        except ValueError as e:
+            print(f"harness stats: no comparison: {e}", file=sys.stderr)
+            failed = True
+    if compared is not None:
+        lines += ["", *compared.lines()]
+        failed = failed or compared.distinguishable
     if not args.event_mode:
         lines.append(f"seed's claim: mean detection ~ {args.monitor_interval / 2:.1f} s, "
                      f"max ~ {args.monitor_interval} s + run time")
@@ -121,7 +139,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--monitor-interval", type=int, default=3)
     p.add_argument("--event-mode", action="store_true")
     p.add_argument("--backend", choices=["native", "ctdb", "all"], default="native",
-                   help="all: each implementation in turn, on the same charts")
+                   help="all: each implementation in turn, on the same charts; in poll mode "
+                        "also a two-sample KS test of their detection delays and each "
+                        "against uniform(0, gap) (exit 1 if distinguishable at 5%%)")
     p.add_argument("--report", metavar="FILE", type=Path,
                    default=Path("artifacts/stats/report.html"),
                    help="the HTML page of the distributions (default "

@@ -1,4 +1,4 @@
-"""Samba's real ctdbd (Debian's `ctdb` 4.17) as a backend, one daemon per node.
+"""Samba's real ctdbd (Debian's `ctdb`, or a self-built Samba) as a backend, one daemon per node.
 
 Production mode, not CTDB_TEST_MODE (which turns off gratuitous ARPs, the
 public-IP checks and 10.interface). Production ctdbd has fixed paths, so each
@@ -27,6 +27,10 @@ through that daemon's socket, by its host path <workdir>/ctdb/node<pnn>/run/
 ctdbd.socket (CTDB_SOCKET): the commands the harness runs are all controls
 answered by the daemon, so the CLI needs none of the node's namespaces, and
 one exec instead of nsenter's two costs a third as much in the test VM.
+
+The paths above are Debian's; with `--ctdb-prefix DIR` the programs come from
+DIR and the binds go over the paths that build has compiled in (see
+ctdb_install).
 """
 
 from __future__ import annotations
@@ -47,23 +51,18 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixe
 
 from harness import netns, runs
 from harness.backends.base import Backend, Daemon
+from harness.backends.ctdb_install import INSTALL_HINT, CtdbInstallError, current
 from harness.cluster import Cluster
 from harness.wait import time_scale
 
-CTDBD = Path("/usr/sbin/ctdbd")
-CTDB = Path("/usr/bin/ctdb")
-PKG_ETC = Path("/etc/ctdb")
-PKG_LEGACY = Path("/usr/share/ctdb/events/legacy")
-# The legacy event scripts this backend enables (4.17: a symlink in
+# The legacy event scripts this backend enables (4.15-4.22: a symlink in
 # /etc/ctdb/events/legacy/ to /usr/share/ctdb/events/legacy/NAME.script).
 ENABLED_SCRIPTS = ("00.ctdb", "10.interface")
 # Tools the daemon or its scripts call; without ethtool every plain interface
 # counts as down.
 NEEDED_TOOLS = ("ethtool", "iptables", "unshare", "ip")
-INSTALL_HINT = "apt-get install ctdb ethtool iptables (or `make deps`)"
 # Paths as the daemon sees them inside its mount namespace.
 NS_LOCK_DIR = "/run/cluster"
-NS_LOG = "/var/log/ctdb/log.ctdb"
 # A graceful `ctdb shutdown` runs the shutdown event (10.interface drops the
 # public IPs) before ctdbd exits; past this the daemon is stopped by pid.
 SHUTDOWN_GRACE = 15.0
@@ -96,6 +95,7 @@ class CtdbBackend(Backend):
                  options: Mapping[str, str] | None = None, log_level: str = "INFO") -> None:
         super().__init__(cluster, tunables, options)
         self.log_level = log_level
+        self.install = current()
         self.lock_dir = self.dir / "lock"
         self.daemons: dict[int, Daemon] = {}
         for pnn in range(len(cluster.nodes)):
@@ -104,7 +104,11 @@ class CtdbBackend(Backend):
     # -- what the machine has ---------------------------------------------
     @classmethod
     def unavailable(cls) -> str | None:
-        if not CTDBD.exists() or not CTDB.exists():
+        try:
+            install = current()
+        except CtdbInstallError as e:
+            return str(e)
+        if not install.ctdbd.exists() or not install.ctdb.exists():
             return f"ctdbd is not installed: {INSTALL_HINT}"
         missing = [t for t in NEEDED_TOOLS if shutil.which(t) is None]
         if missing:
@@ -119,6 +123,8 @@ class CtdbBackend(Backend):
         return self.node_dir(pnn) / "etc"
 
     def log_path(self, pnn: int) -> Path:
+        if self.install.prefix is not None:  # logs into its var dir (ctdb_install)
+            return self.node_dir(pnn) / "var" / "log.ctdb"
         return self.node_dir(pnn) / "log" / "log.ctdb"
 
     def event_script_dir(self, pnn: int) -> Path:
@@ -134,10 +140,10 @@ class CtdbBackend(Backend):
         node_ip = self.cluster.nodes[pnn].address().ip
         return (
             "[logging]\n"
-            f"\tlocation = file:{NS_LOG}\n"
+            f"\tlocation = file:{self.install.log_file}\n"
             f"\tlog level = {self.log_level}\n"
             "[cluster]\n"
-            f"\tcluster lock = {NS_LOCK_DIR}/reclock\n"
+            f"\t{self.install.lock_option()} = {NS_LOCK_DIR}/reclock\n"
             f"\tnode address = {node_ip}\n"
         )
 
@@ -151,7 +157,7 @@ class CtdbBackend(Backend):
             d.mkdir(parents=True, exist_ok=True)
         # The package's helper files (functions, notify.sh, debug scripts);
         # the scripts source ${CTDB_BASE}/functions.
-        for f in PKG_ETC.iterdir():
+        for f in self.install.helper_files.iterdir():
             if f.is_file() and not f.is_symlink():
                 shutil.copy2(f, etc / f.name)
         (etc / "ctdb.conf").write_text(self.ctdb_conf(pnn))
@@ -160,31 +166,38 @@ class CtdbBackend(Backend):
         for name in ENABLED_SCRIPTS:
             link = legacy / f"{name}.script"
             if not link.is_symlink():
-                link.symlink_to(PKG_LEGACY / f"{name}.script")
+                link.symlink_to(self.install.legacy_scripts / f"{name}.script")
 
     def launch_script(self, pnn: int) -> str:
         """The shell run by `unshare --mount`: bind the node's dirs, exec ctdbd."""
         nd = self.node_dir(pnn)
+        inst = self.install
         q = shlex.quote
         lines = [
             "set -e",
-            f"mount --bind {q(str(nd / 'etc'))} /etc/ctdb",
-            f"mount --bind {q(str(nd / 'var'))} /var/lib/ctdb",
-            f"mount --bind {q(str(nd / 'log'))} /var/log/ctdb",
+            f"mount --bind {q(str(nd / 'etc'))} {q(inst.etcdir)}",
+        ]
+        if inst.prefix is not None:  # a build's var dir may not exist before its first run
+            lines.append(f"mkdir -p {q(inst.vardir)} {q(inst.rundir)}")
+        lines.append(f"mount --bind {q(str(nd / 'var'))} {q(inst.vardir)}")
+        if inst.prefix is None:
+            lines.append(f"mount --bind {q(str(nd / 'log'))} /var/log/ctdb")
+        lines += [
             # carried in as fds: the tmpfs below hides the host's /run
             f"exec 3<{q(str(nd / 'run'))} 4<{q(str(self.lock_dir))}",
             "mount -t tmpfs -o mode=0755,size=16m ctdb-node-run /run",
-            f"mkdir /run/ctdb {NS_LOCK_DIR}",
-            "mount -c --bind /proc/self/fd/3 /run/ctdb",
+            f"mkdir -p {q(inst.rundir)} {NS_LOCK_DIR}",
+            f"mount -c --bind /proc/self/fd/3 {q(inst.rundir)}",
             f"mount -c --bind /proc/self/fd/4 {NS_LOCK_DIR}",
             "exec 3<&- 4<&-",
         ]
-        if not os.path.islink("/var/run") and os.path.isdir("/var/run/ctdb"):
+        if (inst.prefix is None and not os.path.islink("/var/run")
+                and os.path.isdir("/var/run/ctdb")):
             lines.append("mount --bind /run/ctdb /var/run/ctdb")
         # Not --interactive: that logs to stderr without timestamps and
         # ignores `[logging] location`. ctdbd forks like under systemd
         # (Type=forking) and writes /run/ctdb/ctdbd.pid.
-        lines.append(f"exec {CTDBD}")
+        lines.append(f"exec {q(str(inst.ctdbd))}")
         return "\n".join(lines)
 
     def pid_file(self, pnn: int) -> Path:
@@ -262,7 +275,8 @@ class CtdbBackend(Backend):
         for pid in netns.pids_in_netns([self.cluster.nodes[pnn].netns]):
             with contextlib.suppress(OSError):
                 exe = os.readlink(f"/proc/{pid}/exe")
-                if exe == str(CTDBD) or exe.startswith("/usr/libexec/ctdb/"):
+                if (exe == os.path.realpath(self.install.ctdbd)
+                        or exe.startswith(f"{os.path.realpath(self.install.helper_dir)}/")):
                     out.append(pid)
         return out
 
@@ -345,7 +359,7 @@ class CtdbBackend(Backend):
 
     def cli_argv(self, pnn: int, *args: str) -> list[str]:
         """`ctdb ARGS` inside node pnn, as its ctdbd sees the node."""
-        return [*self.enter_argv(pnn), str(CTDB), *args]
+        return [*self.enter_argv(pnn), str(self.install.ctdb), *args]
 
     def socket_path(self, pnn: int) -> Path:
         """Node pnn's ctdbd socket as the host sees it (/run/ctdb/ctdbd.socket inside)."""
@@ -360,8 +374,9 @@ class CtdbBackend(Backend):
 
     def ctl(self, pnn: int, *args: str, check: bool = True, timeout: float = CLI_TIMEOUT) -> str:
         """`ctdb ARGS` on node pnn; `timeout` is in host seconds (scaled in the VM)."""
-        r = subprocess.run([str(CTDB), *args], env=self.ctl_env(pnn), capture_output=True,
-                           text=True, timeout=scaled(timeout), stdin=subprocess.DEVNULL)
+        r = subprocess.run([str(self.install.ctdb), *args], env=self.ctl_env(pnn),
+                           capture_output=True, text=True, timeout=scaled(timeout),
+                           stdin=subprocess.DEVNULL)
         if check and r.returncode != 0:
             raise CtdbError(f"node {pnn}: ctdb {' '.join(args)} exited {r.returncode}: "
                             f"{r.stderr.strip() or r.stdout.strip()}")

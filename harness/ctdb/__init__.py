@@ -54,6 +54,7 @@ from harness.ctdb.status_output import (
     format_status,
     format_status_x,
     parse_flags_text,
+    parse_leader,
     parse_nodestatus,
     parse_status,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "parse_ip",
     "parse_listvars",
     "parse_nodes",
+    "parse_leader",
     "parse_nodestatus",
     "parse_public_addresses",
     "parse_script_options",

@@ -13,6 +13,12 @@ does both).  Facts that matter:
 * ``Generation:INVALID`` when the generation is 1; ``Leader:UNKNOWN`` when
   the tool heard of no leader (4.16+; older CTDB printed ``Recovery
   master:N``, which parse_status also reads).
+
+Older releases differ in two places only, both read by the parsers and
+checked against Samba's own tool tests of 4.15-4.22
+(tests/unit/data/ctdb_versions/): 4.15 prints ``Recovery master:N`` (and
+`ctdb recmaster`) where 4.16+ print ``Leader:N`` (and `ctdb leader`), and
+the -X status columns gained ``Unknown`` in 4.17.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ INVALID_GENERATION = 1
 
 STATUS_X_COLUMNS = ("Node", "IP", "Disconnected", "Unknown", "Banned", "Disabled",
                     "Unhealthy", "Stopped", "Inactive", "PartiallyOnline", "ThisNode")
-# Before 4.16 there was no Unknown column; parse_status reads that form too.
+# Before 4.17 there was no Unknown column; parse_status reads that form too.
 _STATUS_X_COLUMNS_OLD = tuple(c for c in STATUS_X_COLUMNS if c != "Unknown")
 # Machine-readable columns that map to one flag bit each.
 _X_FLAG_COLUMNS: dict[str, NodeFlags] = {
@@ -238,6 +244,14 @@ def parse_status(text: str) -> ClusterStatus:
     if sep is not None:
         return _parse_status_x(lines, sep, what)
     return _parse_status_plain(lines, what)
+
+
+def parse_leader(text: str) -> int:
+    """Read `ctdb leader` (4.16+) or `ctdb recmaster` (before): one pnn on one line."""
+    lines = output_lines(text, "ctdb leader")
+    if len(lines) != 1 or not lines[0].isdigit():
+        raise OutputError("ctdb leader", 1, lines[0], "expected one pnn")
+    return int(lines[0])
 
 
 def parse_nodestatus(text: str) -> tuple[NodeStatus, ...]:

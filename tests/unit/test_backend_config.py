@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness.backends.base import Backend
-from harness.backends.ctdb import PKG_ETC, CtdbBackend
+from harness.backends.ctdb import CtdbBackend
+from harness.backends.ctdb_install import current as ctdb_install
 from harness.backends.native import NativeBackend
 from harness.cluster import Cluster
 from harness.ctdb import ConfigError, TunableError, Tunables, load_node_config
@@ -39,8 +40,9 @@ def native(cluster: Cluster, tunables: Mapping[str, int] | None = None,
 
 def ctdb(cluster: Cluster, tunables: Mapping[str, int] | None = None,
          options: Mapping[str, str] | None = None) -> tuple[Backend, Path]:
-    if not PKG_ETC.is_dir():
-        pytest.skip(f"the ctdb backend copies {PKG_ETC}, which is not installed")
+    if not ctdb_install().helper_files.is_dir():
+        pytest.skip(f"the ctdb backend copies {ctdb_install().helper_files}, "
+                    "which is not installed")
     b = CtdbBackend(cluster, tunables, options)
     return b, b.etc_dir(1)
 
