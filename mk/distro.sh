@@ -29,10 +29,15 @@ ID=$(field ID)
 VERSION_ID=$(field VERSION_ID)
 
 UNSUPPORTED=""
+# Ubuntu ships Chromium only as a snap (its apt packages are snap installers,
+# useless in a runner): there the browser test uses the Google Chrome and
+# chromedriver that GitHub's Ubuntu images carry (tests/report/test_browser.py).
+UBUNTU_DROP="chromium chromium-driver"
 case "$ID $VERSION_ID" in
-  "debian 12"|"debian 13"|"ubuntu 24.04") PY=python3; EXTRA="" ;;
-  "ubuntu 22.04") PY=python3.11; EXTRA="python3.11 python3.11-venv" ;;
-  *) PY=python3; EXTRA=""
+  "debian 12"|"debian 13") PY=python3; EXTRA=""; DROP="" ;;
+  "ubuntu 24.04") PY=python3; EXTRA=""; DROP="$UBUNTU_DROP" ;;
+  "ubuntu 22.04") PY=python3.11; EXTRA="python3.11 python3.11-venv"; DROP="$UBUNTU_DROP" ;;
+  *) PY=python3; EXTRA=""; DROP=""
      UNSUPPORTED="$ID $VERSION_ID (from $OS_RELEASE) is not supported ($SUPPORTED); install\
  these by hand (or the same under your distribution's names) and Python 3.11+, then make deps PYTHON=python3.X:" ;;
 esac
@@ -41,7 +46,8 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
   python) echo "$PY" ;;
-  packages) echo "$* $EXTRA" | xargs -n 1 | awk '!seen[$0]++' | xargs ;;
+  packages) echo "$* $EXTRA" | xargs -n 1 | awk -v drop=" $DROP " \
+              'index(drop, " " $0 " ") == 0 && !seen[$0]++' | xargs ;;
   install)
     want=$(sh "$0" packages "$@")
     missing=""
