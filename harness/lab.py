@@ -137,14 +137,15 @@ def backend_class(backend: str | type[Backend]) -> type[Backend]:
 def started_backend(cluster: Cluster, backend: str | type[Backend],
                     tunables: Mapping[str, int] | None = None,
                     options: Mapping[str, str] | None = None, *, event_mode: bool = False,
-                    settle: float | None = None, attach: bool = False,
+                    tickles: bool = True, settle: float | None = None, attach: bool = False,
                     keep: Callable[[], bool] = lambda: False) -> Iterator[Backend]:
     """The implementation running on `cluster` and converged (all OK, every IP
     held once); stopped afterwards unless `keep()` says the daemons are to
     outlive this process (handed to a lab supervisor). With `attach` the
     daemons run already (an adopted cluster): they are taken over as they
     are, converged or not. Raises BackendUnavailable if it cannot run here,
-    ValueError for an event mode it does not have."""
+    ValueError for an event mode it does not have. tickles=False: the native
+    daemons run with --no-tickles."""
     cls = backend_class(backend)
     why = cls.unavailable()
     if why:
@@ -155,6 +156,8 @@ def started_backend(cluster: Cluster, backend: str | type[Backend],
             raise ValueError(f"{cls.name}: CTDB has no event-driven monitor; --event-mode is "
                              "the native implementation's")
         kw["event_mode"] = True
+    if not tickles and cls.name == "native":
+        kw["tickles"] = False  # ctdbd has no such switch: its clients simply do not register
     impl = cls(cluster, tunables, options, **kw)
     try:
         if attach:

@@ -39,9 +39,11 @@ class NativeBackend(Backend):
 
     def __init__(self, cluster: Cluster, tunables: Mapping[str, int] | None = None,
                  options: Mapping[str, str] | None = None, event_mode: bool = False,
-                 cluster_key: bool = True, log_level: str = "INFO") -> None:
+                 cluster_key: bool = True, log_level: str = "INFO", tickles: bool = True
+                 ) -> None:
         super().__init__(cluster, tunables, options)
         self.event_mode = event_mode
+        self.tickles = tickles  # False: failoverd --no-tickles
         self.log_level = log_level
         # our children, or (after attach) daemons another process of the run started
         self.procs: dict[int, ManagedProcess | Daemon] = {}
@@ -74,6 +76,8 @@ class NativeBackend(Backend):
                 "--log-level", self.log_level]
         if self.event_mode:
             argv.append("--event-mode")
+        if not self.tickles:
+            argv.append("--no-tickles")
         argv += ["--key-file", str(self.key_file)] if self.key_file else ["--no-auth"]
         self.procs[pnn] = self.cluster.nodes[pnn].spawn(
             argv, self._what(pnn), log=d / "stderr.log")
