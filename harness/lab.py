@@ -209,7 +209,8 @@ def fault_catalogue(cluster: Cluster, timeline: Timeline | None,
 def running_cluster(topology: Topology, backend: str | type[Backend],
                     tunables: Mapping[str, int] | None = None,
                     options: Mapping[str, str] | None = None, *, event_mode: bool = False,
-                    name: str = "lab", record: bool = True, settle: float | None = None,
+                    tickles: bool = True, name: str = "lab", record: bool = True,
+                    settle: float | None = None,
                     keep: Callable[[], bool] = lambda: False,
                     state: runs.RunState | None = None, adopt: bool = False,
                     timeline: Timeline | None = None,
@@ -236,8 +237,8 @@ def running_cluster(topology: Topology, backend: str | type[Backend],
             topology, keep=keep, state=state, adopt=adopt,
             hand_over=keep_running if hand_over is not None else None))
         impl = stack.enter_context(started_backend(
-            cluster, backend, tunables, options, event_mode=event_mode, settle=settle,
-            attach=adopt, keep=keep if hand_over is not None else lambda: False))
+            cluster, backend, tunables, options, event_mode=event_mode, tickles=tickles,
+            settle=settle, attach=adopt, keep=keep if hand_over is not None else lambda: False))
         started.append(impl)
         timeline = Timeline(name) if timeline is None else timeline
         rec = stack.enter_context(recording(cluster, timeline, impl, **recorder_kw)) \

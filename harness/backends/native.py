@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.backends.base import Backend, Daemon
 from harness.cluster import Cluster, ManagedProcess
 from harness.failover import ctl
+from harness.failover.tickles import KILLTCP_TIMEOUT
 
 
 def write_key(path: Path) -> Path:
@@ -36,6 +37,7 @@ def write_key(path: Path) -> Path:
 
 class NativeBackend(Backend):
     name = "native"
+    killtcp_release_delay = KILLTCP_TIMEOUT  # failoverd's killtcp gives up after this
 
     def __init__(self, cluster: Cluster, tunables: Mapping[str, int] | None = None,
                  options: Mapping[str, str] | None = None, event_mode: bool = False,

@@ -93,3 +93,16 @@ def tcp_outages(timeline: Timeline, ip: str | ipaddress.IPv4Address,
     if last_ok is not None:
         out.append(TcpOutage(str(ip), last_ok, None))
     return out
+
+
+def tcp_outage_across(timeline: Timeline, ip: str | ipaddress.IPv4Address, fault: Event,
+                      takeover: Event, lead: float = 1.0) -> TcpOutage | None:
+    """The ended TCP outage of ip that spans `takeover` (the IP's addr.add on
+    its new node): its last answer before the takeover, no earlier than `lead`
+    s before the fault, and its first answer after; None until there is one.
+    Stalls of the prober's own scheduling, before or after, are not it."""
+    for o in tcp_outages(timeline, ip, since=fault.t - lead):
+        if fault.t - lead <= o.last_ok_t < takeover.t and o.end is not None \
+                and o.end.t > takeover.t:
+            return o
+    return None

@@ -10,7 +10,7 @@ Bounds (harness.assertions.Bounds, from the tunables in force):
   the prober's connect retry (CONNECT_TIMEOUT) and its stall threshold;
 - ctdbd's releaseip on the unplugged node runs killtcp, which waits for
   clients it cannot reach before the takeover run may go on: measured about
-  5 s here (CTDB_RELEASE_ALLOWANCE, stated, not derived); the invariant
+  5 s here (Backend.killtcp_release_delay, stated, not derived); the invariant
   "an UNHEALTHY node drops its IPs within the takeover bound" gets the same
   allowance in that test;
 - without tickles the clients learn only when their own retransmission
@@ -21,54 +21,37 @@ Bounds (harness.assertions.Bounds, from the tunables in force):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import pytest
 
 from harness.assertions import assert_invariants, expect
-from harness.record.outages import tcp_outages
+from harness.record.outages import tcp_outage_across
 from harness.record.tcpprobe import CONNECT_TIMEOUT, STALL, TcpProber
 from harness.seed import SEED_NODE
-from harness.services.standins import SmbdStandins
+from harness.services.tcpclients import TcpClients
 from harness.wait import time_scale, wait_until
 
 FAULTY = SEED_NODE
 PER_IP, IDLE_PER_IP = 2, 1
 TICKLE_SLACK = 0.5 + CONNECT_TIMEOUT + STALL
-CTDB_RELEASE_ALLOWANCE = 6.0
 # ctdbd pushes a node's tickle list to the others every TickleUpdateInterval (20 s by default)
 TCP_TUNABLES = {"TickleUpdateInterval": 1}
 
 
 @pytest.fixture
-def tcp(request, backend, cluster, timeline, recorder) -> Iterator[TcpProber]:
+def tcp(request, backend, timeline, recorder) -> Iterator[TcpProber]:
     """Stand-ins on every node and a TCP client; returns once every node
     knows every connection (the lists are synced), unless nothing registers."""
     register = request.node.get_closest_marker("no_tickles") is None or backend.name == "native"
-    with SmbdStandins(backend, register=register), \
-            TcpProber(cluster, timeline, per_ip=PER_IP, idle_per_ip=IDLE_PER_IP) as prober:
-        want = PER_IP + IDLE_PER_IP
-        ips = list(prober.ips)
-
-        def synced() -> bool:
-            return prober.connected() == want * len(ips) and (not register or all(
-                len(backend.ctl(p, "-X", "gettickles", ip).splitlines()) - 1 >= want
-                for p in range(len(cluster.nodes)) for ip in ips))
-        wait_until(synced, 10 * time_scale(), "every connection up and known to every node")
+    with TcpClients(backend, timeline, register=register, per_ip=PER_IP,
+                    idle_per_ip=IDLE_PER_IP) as prober:
         yield prober
 
 
 def outage_spanning(timeline, ip, fault, takeover):
-    """The TCP outage of ip that began after the fault and lasted past the
-    takeover (awaited until it ends); short stalls of the prober's own
-    scheduling before the takeover are not it."""
-    def ended():
-        for o in tcp_outages(timeline, ip, since=fault.apply_event.t - 1):
-            if o.last_ok_t >= fault.apply_event.t - STALL and o.end is not None \
-                    and o.end.t > takeover.t:
-                return o
-        return None
-    return ended
+    return functools.partial(tcp_outage_across, timeline, ip, fault.apply_event, takeover)
 
 
 def moved(backend, pnn):
@@ -83,8 +66,7 @@ def test_pulled_cable_tickles_reset_the_clients(backend, faults, timeline, bound
     due = backend.monitor_due(FAULTY)
     fault = faults.public_link(FAULTY).apply()
     bound = bounds.detection(due) + bounds.takeover + TICKLE_SLACK * time_scale()
-    if backend.name == "ctdb":
-        bound += CTDB_RELEASE_ALLOWANCE
+    bound += backend.killtcp_release_delay * time_scale()
     for ip in ips:
         add = expect(timeline, "addr.add", after=fault.apply_event, within=(0, bound), ip=ip,
                      where=lambda e: e.data["ns"] != f"n{FAULTY}")
@@ -96,8 +78,8 @@ def test_pulled_cable_tickles_reset_the_clients(backend, faults, timeline, bound
         expect(timeline, "probe.tcp", after=add, within=(0, TICKLE_SLACK * time_scale()),
                ip=ip, where=lambda e: e.data["idle"] and e.data["state"] == "reset")
     recorder.stop()
-    allowance = CTDB_RELEASE_ALLOWANCE if backend.name == "ctdb" else 0.0
-    assert_invariants(timeline, public_ips, takeover_bound=bounds.takeover + allowance)
+    assert_invariants(timeline, public_ips,
+                      takeover_bound=bounds.takeover + backend.killtcp_release_delay)
 
 
 @pytest.mark.long
