@@ -112,7 +112,7 @@ class IpOwner:
         await run_node_event(self.state.cfg, "releaseip",
                              [iface, str(ip), str(addr.network.prefixlen)])
         if self.tickles:
-            await self.tickles.releasing(ip)
+            await self.tickles.releasing(ip, link_up=self.state.iface_link.get(iface, True))
         try:
             await self.kernel.call(self.kernel.del_address, iface, addr)
         except Exception as e:  # noqa: BLE001

@@ -11,8 +11,8 @@ takes an IP over can make those clients reset at once.
   IP; afterwards those entries are dropped (their clients have been reset,
   their new connections register afresh).
 - releaseip: while the IP is still local, killtcp resets both ends of each
-  of its connections (tcppackets.killtcp), bounded by KILLTCP_TIMEOUT so a
-  dead link does not hold the release up.
+  of its connections (tcppackets.killtcp), bounded by KILLTCP_TIMEOUT, and
+  skipped when the IP's interface has no link (nobody could answer).
 
 With tickles disabled (failoverd --no-tickles) the lists are still kept
 (gettickles shows them) but nothing is sent: the clients find out by TCP
@@ -114,10 +114,15 @@ class Tickles:
             self.lists[ip] = before - set(conns)
             await self.mesh.broadcast(self.msg(ip))
 
-    async def releasing(self, ip: IPv4) -> None:
-        """killtcp on the IP's connections, while the IP is still ours."""
+    async def releasing(self, ip: IPv4, link_up: bool = True) -> None:
+        """killtcp on the IP's connections, while the IP is still ours. Not over
+        a link the monitor found down: no client could answer the tickle, and
+        waiting for them would only hold the takeover up (ctdbd waits there)."""
         conns = self.of(ip)
         if not self.enabled or not conns:
+            return
+        if not link_up:
+            log.log(NOTICE, "killtcp %s: skipped, its interface has no link", ip)
             return
         t0 = time.monotonic()
         missed = await asyncio.get_running_loop().run_in_executor(
