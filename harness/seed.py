@@ -95,7 +95,9 @@ def run_seed(lab: Lab, bounds: Bounds, pnn: int = SEED_NODE, tcp: TcpProber | No
     its IPs in a healthy node's kernel within the takeover bound after that,
     and the client reaching each IP again (and with `tcp`, a TcpProber running,
     its connections getting answers again within tcp_wait s: measured, the
-    bound is the caller's). Raises AssertionError (with the
+    bound is the caller's; the takeover bound then allows for the
+    implementation's killtcp on the unplugged node, Backend.killtcp_release_delay).
+    Raises AssertionError (with the
     timeline around the moment) when a bound is broken. The fault stays
     applied: the caller undoes it (or the lab does at the end)."""
     backend, tl = lab.backend, lab.timeline
@@ -105,9 +107,11 @@ def run_seed(lab: Lab, bounds: Bounds, pnn: int = SEED_NODE, tcp: TcpProber | No
     assert fault.apply_event is not None
     bad = expect(tl, "flags", node=pnn, after=fault.apply_event,
                  within=(0, bounds.detection(due)), where=has_flag("UNHEALTHY"))
+    takeover = bounds.takeover
+    if tcp is not None:
+        takeover += backend.killtcp_release_delay * bounds.scale
     moved = expect_moved(tl, ips, off=pnn, after=fault.apply_event, ref=bad,
-                         within=bounds.detection(due) + bounds.takeover,
-                         takeover=bounds.takeover)
+                         within=bounds.detection(due) + takeover, takeover=takeover)
     # the client reaches every moved IP again (the gratuitous ARP updated its cache)
     def ended(ip: str) -> list[float]:
         """Lengths of ip's outages since the fault that are over (the client got through)."""
@@ -123,8 +127,15 @@ def run_seed(lab: Lab, bounds: Bounds, pnn: int = SEED_NODE, tcp: TcpProber | No
     for ip, add in zip(ips, moved, strict=True):
         if tcp is None:
             break
-        _, o = wait_until(functools.partial(tcp_outage_across, tl, ip, fault.apply_event, add),
-                          tcp_wait, f"TCP clients of {ip} answered")
+        try:
+            _, o = wait_until(functools.partial(tcp_outage_across, tl, ip, fault.apply_event,
+                                                add), tcp_wait, f"TCP clients of {ip} answered")
+        except AssertionError as e:
+            seen = [(round(x.t - add.t, 3), x.kind, x.get("state", x.get("ok")))
+                    for x in tl.events(("probe.tcp", "probe.tcp_ip"), ip=ip,
+                                       since=fault.apply_event.t - 1)]
+            raise AssertionError(f"{e}; TCP events of {ip} (s from its takeover): "
+                                 f"{seen[:40]}") from None
         assert o is not None and o.duration is not None  # wait_until returns an ended one
         tcp_outage[ip] = o.duration
     return SeedResult(backend.name, backend.tunable("MonitorInterval"), fault, due, ips, bad,

@@ -78,6 +78,7 @@ class Daemon:
             "takeover_request": self.takeover.on_request,
             "ipreallocated": self.takeover.on_ipreallocated,
             "tickles": self.tickles.on_tickles,
+            "tickle": self.tickles.on_tickle,
         }
 
     # -- what the mesh reports (membership.MeshEvents) -------------------------------

@@ -4,8 +4,10 @@ takes an IP over can make those clients reset at once.
 
 - smbd (here its stand-in) registers each accepted connection with its node
   (`addtickle CLIENT:PORT SERVER:PORT`) and unregisters it on close
-  (`deltickle`); the node sends the IP's whole list to every peer at each
-  change, and to a peer that (re)connects, so every node knows every list.
+  (`deltickle`); the node tells every peer of each change (`tickle`: one
+  connection added or removed, so changes made on two nodes at once do not
+  undo each other), and a node holding an IP sends its whole list
+  (`tickles`) to a peer that (re)connects, so every node knows every list.
 - takeip: with each gratuitous ARP round (CTDB_ARP_REPEAT 3 rounds,
   CTDB_ARP_INTERVAL apart) a tickle ACK goes to every known client of the
   IP; afterwards those entries are dropped (their clients have been reset,
@@ -45,6 +47,7 @@ def _connection(v: object, ctx: schema.Context) -> str | None:
 
 schema.register("tickles", {"ip": schema.public_ip,
                             "conns": schema.list_of(_connection, max_len=4096)})
+schema.register("tickle", {"ip": schema.public_ip, "conn": _connection, "add": schema.boolean})
 
 
 class Tickles:
@@ -74,17 +77,30 @@ class Tickles:
         ip = self._ip(conn)
         if conn not in self.lists[ip]:
             self.lists[ip].add(conn)
-            await self.mesh.broadcast(self.msg(ip))
+            await self.mesh.broadcast({"type": "tickle", "ip": str(ip), "conn": str(conn),
+                                       "add": True})
 
     async def remove(self, conn: Connection) -> None:
         ip = self._ip(conn)
         if conn in self.lists[ip]:
             self.lists[ip].discard(conn)
-            await self.mesh.broadcast(self.msg(ip))
+            await self.mesh.broadcast({"type": "tickle", "ip": str(ip), "conn": str(conn),
+                                       "add": False})
+
+    async def on_tickle(self, src: int, msg: Message) -> Message | None:
+        """A peer's smbd registered or unregistered one connection."""
+        conns = self.lists[IPv4(msg["ip"])]
+        conn = Connection.parse(msg["conn"])
+        if msg["add"]:
+            conns.add(conn)
+        else:
+            conns.discard(conn)
+        return None
 
     async def on_tickles(self, src: int, msg: Message) -> Message | None:
-        """A peer's list for one IP replaces ours (the holder's word is the latest)."""
-        self.lists[IPv4(msg["ip"])] = {Connection.parse(c) for c in msg["conns"]}
+        """The holder's whole list for one IP (we (re)connected): it is merged
+        in, as what we know may be newer than the holder's word."""
+        self.lists[IPv4(msg["ip"])] |= {Connection.parse(c) for c in msg["conns"]}
         return None
 
     async def greet(self, pnn: int) -> None:
@@ -109,10 +125,8 @@ class Tickles:
 
     async def taken_over(self, ip: IPv4, conns: list[Connection]) -> None:
         """After the last round: the tickled entries are gone for good."""
-        before = self.lists.get(ip, set())
-        if conns and before & set(conns):
-            self.lists[ip] = before - set(conns)
-            await self.mesh.broadcast(self.msg(ip))
+        for c in conns:
+            await self.remove(c)
 
     async def releasing(self, ip: IPv4, link_up: bool = True) -> None:
         """killtcp on the IP's connections, while the IP is still ours. Not over

@@ -98,6 +98,15 @@ class TcpProber(RecorderThread):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def answering(self, ip: str) -> bool:
+        """Whether ip answered a request within the stall threshold (busy
+        connections only; with none, whether all its connections are up)."""
+        s = self.ips[ip]
+        if not any(not c.idle for c in s.conns):
+            return all(c.sock is not None and c.connecting_since is None for c in s.conns)
+        return s.last_ok is not None and not s.down \
+            and time.monotonic() - s.last_ok < self.stall
+
     def connected(self) -> int:
         """How many connections are established right now."""
         return sum(1 for s in self.ips.values() for c in s.conns

@@ -38,7 +38,8 @@ class TcpClients:
 
     def ready(self) -> bool:
         ips = list(self.prober.ips)
-        if self.prober.connected() != self.per_ip * len(ips):
+        if self.prober.connected() != self.per_ip * len(ips) \
+                or not all(self.prober.answering(ip) for ip in ips):
             return False
         if not self.register:
             return True

@@ -54,6 +54,12 @@ def test_tickles_message_is_checked_field_by_field():
         with pytest.raises(schema.BadMessage) as e:
             schema.validate({**ok, field: value}, ctx)
         assert e.value.field == field
+    one = {"type": "tickle", "ip": "203.0.113.201", "conn": str(CONN), "add": True}
+    assert schema.validate(one, ctx) is one
+    for field, value in (("conn", "203.0.113.254 203.0.113.201:445"), ("add", 1)):
+        with pytest.raises(schema.BadMessage) as e:
+            schema.validate({**one, field: value}, ctx)
+        assert e.value.field == field
 
 
 class Node:
