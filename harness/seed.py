@@ -131,8 +131,8 @@ def run_seed(lab: Lab, bounds: Bounds, pnn: int = SEED_NODE, tcp: TcpProber | No
             _, o = wait_until(functools.partial(tcp_outage_across, tl, ip, fault.apply_event,
                                                 add), tcp_wait, f"TCP clients of {ip} answered")
         except AssertionError as e:
-            seen = [(round(x.t - add.t, 3), x.kind, x.get("state", x.get("ok")))
-                    for x in tl.events(("probe.tcp", "probe.tcp_ip"), ip=ip,
+            seen = [(round(x.t - add.t, 3), x.kind, x.get("state", x.get("answered")))
+                    for x in tl.events(("probe.tcpconn", "probe.tcp"), ip=ip,
                                        since=fault.apply_event.t - 1)]
             raise AssertionError(f"{e}; TCP events of {ip} (s from its takeover): "
                                  f"{seen[:40]}") from None

@@ -80,13 +80,13 @@ class TcpOutage:
 def tcp_outages(timeline: Timeline, ip: str | ipaddress.IPv4Address,
                 since: float | Event | None = None, until: float | Event | None = None
                 ) -> list[TcpOutage]:
-    """TCP outages of `ip` from the TCP prober's probe.tcp_ip events
+    """TCP outages of `ip` from the TCP prober's probe.tcp events
     (harness.record.tcpprobe)."""
     out: list[TcpOutage] = []
     last_ok: float | None = None
-    for e in timeline.events("probe.tcp_ip", since=since, until=until, ip=str(ip)):
-        if not e["ok"]:
-            last_ok = e["last_ok_t"]
+    for e in timeline.events("probe.tcp", since=since, until=until, ip=str(ip)):
+        if not e["answered"]:
+            last_ok = e["last_prev_t"]
         elif last_ok is not None:
             out.append(TcpOutage(str(ip), last_ok, e))
             last_ok = None

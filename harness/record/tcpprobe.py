@@ -12,12 +12,13 @@ and tried again (as an SMB client's reconnect loop does, instead of waiting
 out the kernel's SYN backoff of 1, 3, 7 s).
 
 Events (source "probe", t = monotonic):
-  probe.tcp     {ip, conn, state, lport, error}  per connection: "up" (connected),
+  probe.tcpconn {ip, conn, state, lport, error, idle}  per connection: "up" (connected),
                 "stalled" (a request unanswered for `stall`), "answering" (after a
                 stall), "reset", "timeout", "refused", "closed"
-  probe.tcp_ip  {ip, ok, last_ok_t}  per IP: ok=False once no request on any
-                connection was answered for `stall` (t = then), ok=True at the first
-                answer after (last_ok_t = the last answer before the outage)
+  probe.tcp     {ip, answered, last_prev_t}  per IP: answered=False once no request
+                on any connection was answered for `stall` (t = then), True at the
+                first answer after; last_prev_t = the last answer before the outage
+                (so harness.record.outages.outages(kind="probe.tcp") reads them too)
 The TCP outage of an IP is from the last answered request before it to the
 first answered one after, on any connection (harness.record.outages).
 """
@@ -130,7 +131,7 @@ class TcpProber(RecorderThread):
                             c.sock.close()
 
     def _emit_conn(self, c: _Conn, state: str, t: float, error: str | None = None) -> None:
-        self.emit("probe", "probe.tcp", None, t, ip=c.ip, conn=c.k, state=state,
+        self.emit("probe", "probe.tcpconn", None, t, ip=c.ip, conn=c.k, state=state,
                   lport=c.lport, error=error, idle=c.idle)
 
     def _connect(self, c: _Conn, now: float) -> None:
@@ -157,7 +158,8 @@ class TcpProber(RecorderThread):
 
     def _answered(self, s: _Ip, t: float) -> None:
         if s.down:
-            self.emit("probe", "probe.tcp_ip", None, t, ip=s.ip, ok=True, last_ok_t=s.last_ok)
+            self.emit("probe", "probe.tcp", None, t, ip=s.ip, answered=True,
+                      last_prev_t=s.last_ok)
             s.down = False
         s.last_ok = t
 
@@ -175,8 +177,8 @@ class TcpProber(RecorderThread):
             for s in self.ips.values():
                 if not s.down and s.last_ok is not None and now - s.last_ok >= self.stall:
                     s.down = True
-                    self.emit("probe", "probe.tcp_ip", None, now, ip=s.ip, ok=False,
-                              last_ok_t=s.last_ok)
+                    self.emit("probe", "probe.tcp", None, now, ip=s.ip, answered=False,
+                              last_prev_t=s.last_ok)
                 for c in s.conns:
                     self._tick(c, now)
                     if c.sock is None:

@@ -86,9 +86,10 @@ def test_pulled_cable_tickles_reset_the_clients(backend, faults, timeline, bound
                                      + timeline.window(o.end, before=bound + 1, after=0.5))
         # the idle connection got reset by a tickle (it sent nothing that could fail),
         # so its next request goes over a fresh connection instead of hanging
-        reset = expect(timeline, "probe.tcp", after=add, within=(0, TICKLE_SLACK * time_scale()),
-                       ip=ip, where=lambda e: e.data["idle"] and e.data["state"] == "reset")
-        expect(timeline, "probe.tcp", after=reset, within=(0, TICKLE_SLACK * time_scale()),
+        quick = (0, TICKLE_SLACK * time_scale())
+        reset = expect(timeline, "probe.tcpconn", after=add, within=quick, ip=ip,
+                       where=lambda e: e.data["idle"] and e.data["state"] == "reset")
+        expect(timeline, "probe.tcpconn", after=reset, within=quick,
                ip=ip, conn=reset["conn"], where=lambda e: e.data["state"] == "up")
     recorder.stop()
     assert_invariants(timeline, public_ips,
@@ -115,7 +116,7 @@ def test_pulled_cable_without_tickles_waits_for_retransmission(backend, faults, 
         # the busy connections learn at their next retransmission after the takeover,
         # wherever in the backoff that falls (0.2, 0.4, 0.8, 1.6, 3.2 s ... apart)
         assert o.end.t > add.t
-        resets = [e for e in timeline.events("probe.tcp", after=fault.apply_event, ip=ip)
+        resets = [e for e in timeline.events("probe.tcpconn", after=fault.apply_event, ip=ip)
                   if e["idle"] and e["state"] == "reset"]
         assert not resets, f"{ip}: the idle connection was reset without tickles: {resets}"
     recorder.stop()
@@ -147,9 +148,9 @@ def disable_and_expect_resets(backend, timeline, bounds):
         for ip in ips:
             # killtcp on the releasing node resets the busy and the idle connections
             for k in range(PER_IP + IDLE_PER_IP):
-                reset = expect(timeline, "probe.tcp", after=mark, within=(0, bound), ip=ip,
+                reset = expect(timeline, "probe.tcpconn", after=mark, within=(0, bound), ip=ip,
                                conn=k, where=lambda e: e.data["state"] == "reset")
-                expect(timeline, "probe.tcp", after=reset, within=(0, bound), ip=ip, conn=k,
+                expect(timeline, "probe.tcpconn", after=reset, within=(0, bound), ip=ip, conn=k,
                        where=lambda e: e.data["state"] == "up")
     finally:
         backend.ctl(FAULTY, "enable")
