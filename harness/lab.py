@@ -137,14 +137,15 @@ def backend_class(backend: str | type[Backend]) -> type[Backend]:
 def started_backend(cluster: Cluster, backend: str | type[Backend],
                     tunables: Mapping[str, int] | None = None,
                     options: Mapping[str, str] | None = None, *, event_mode: bool = False,
-                    settle: float | None = None, attach: bool = False,
+                    tickles: bool = True, settle: float | None = None, attach: bool = False,
                     keep: Callable[[], bool] = lambda: False) -> Iterator[Backend]:
     """The implementation running on `cluster` and converged (all OK, every IP
     held once); stopped afterwards unless `keep()` says the daemons are to
     outlive this process (handed to a lab supervisor). With `attach` the
     daemons run already (an adopted cluster): they are taken over as they
     are, converged or not. Raises BackendUnavailable if it cannot run here,
-    ValueError for an event mode it does not have."""
+    ValueError for an event mode it does not have. tickles=False: the native
+    daemons run with --no-tickles."""
     cls = backend_class(backend)
     why = cls.unavailable()
     if why:
@@ -155,6 +156,8 @@ def started_backend(cluster: Cluster, backend: str | type[Backend],
             raise ValueError(f"{cls.name}: CTDB has no event-driven monitor; --event-mode is "
                              "the native implementation's")
         kw["event_mode"] = True
+    if not tickles and cls.name == "native":
+        kw["tickles"] = False  # ctdbd has no such switch: its clients simply do not register
     impl = cls(cluster, tunables, options, **kw)
     try:
         if attach:
@@ -206,7 +209,8 @@ def fault_catalogue(cluster: Cluster, timeline: Timeline | None,
 def running_cluster(topology: Topology, backend: str | type[Backend],
                     tunables: Mapping[str, int] | None = None,
                     options: Mapping[str, str] | None = None, *, event_mode: bool = False,
-                    name: str = "lab", record: bool = True, settle: float | None = None,
+                    tickles: bool = True, name: str = "lab", record: bool = True,
+                    settle: float | None = None,
                     keep: Callable[[], bool] = lambda: False,
                     state: runs.RunState | None = None, adopt: bool = False,
                     timeline: Timeline | None = None,
@@ -233,8 +237,8 @@ def running_cluster(topology: Topology, backend: str | type[Backend],
             topology, keep=keep, state=state, adopt=adopt,
             hand_over=keep_running if hand_over is not None else None))
         impl = stack.enter_context(started_backend(
-            cluster, backend, tunables, options, event_mode=event_mode, settle=settle,
-            attach=adopt, keep=keep if hand_over is not None else lambda: False))
+            cluster, backend, tunables, options, event_mode=event_mode, tickles=tickles,
+            settle=settle, attach=adopt, keep=keep if hand_over is not None else lambda: False))
         started.append(impl)
         timeline = Timeline(name) if timeline is None else timeline
         rec = stack.enter_context(recording(cluster, timeline, impl, **recorder_kw)) \

@@ -61,6 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "script_options(**NAME_VALUE): event-script options, e.g. "
         "CTDB_PARTIALLY_ONLINE_INTERFACES='yes'",
         "event_mode: the native implementation's event-driven monitor (CTDB has none)",
+        "no_tickles: native daemons run with --no-tickles (no tickle ACKs, no killtcp); "
+        "on ctdbd the smbd stand-ins register no connections",
         "backends(*names): restrict a test to these implementations",
         "breaks_invariants: the test breaks the cluster on purpose and checks invariants itself",
         "needs_bonding: needs a kernel with the bonding driver (elsewhere: `make test-vm`)",
@@ -287,8 +289,10 @@ def backend(request: pytest.FixtureRequest, cluster: Cluster, backend_name: str,
         pytest.skip(f"{backend_name}: CTDB has no event-driven monitor; this test is about "
                     "the native implementation's --event-mode")
     try:
+        tickles = request.node.get_closest_marker("no_tickles") is None
         with lab.started_backend(cluster, backend_name, tunables, options,
-                                 event_mode=event_mode, keep=_keeping(request)) as impl:
+                                 event_mode=event_mode, tickles=tickles,
+                                 keep=_keeping(request)) as impl:
             request.node.stash[_backend_key] = impl
             yield impl
     except lab.BackendUnavailable as e:

@@ -11,7 +11,7 @@ kernel has bonding, a pulled cable on the plain variant) is made by
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness import builder
@@ -19,6 +19,8 @@ from harness.assertions import Bounds, expect, expect_moved, has_flag
 from harness.faults import Fault
 from harness.lab import Lab
 from harness.record import Event, outages
+from harness.record.outages import tcp_outage_across
+from harness.record.tcpprobe import TcpProber
 from harness.topology import Topology, default_topology
 from harness.wait import wait_until
 
@@ -44,6 +46,8 @@ class SeedResult:
     unhealthy: Event
     moved: list[Event]  # per IP, its addr.add on a healthy node
     outage: dict[str, float]  # per IP, the client's ICMP outage (s)
+    # per IP, the TCP outage (last answered request -> first after), when TCP clients ran
+    tcp_outage: dict[str, float] = field(default_factory=dict)
 
     @property
     def t0(self) -> float:
@@ -78,15 +82,22 @@ class SeedResult:
             "takeover_delay_s": round(self.takeover, 3),
             "end_to_end_s": round(self.end_to_end, 3),
             "client_outage_s": {ip: round(s, 3) for ip, s in self.outage.items()},
+            **({"client_tcp_outage_s": {ip: round(s, 3) for ip, s in self.tcp_outage.items()}}
+               if self.tcp_outage else {}),
         }
 
 
-def run_seed(lab: Lab, bounds: Bounds, pnn: int = SEED_NODE) -> SeedResult:
+def run_seed(lab: Lab, bounds: Bounds, pnn: int = SEED_NODE, tcp: TcpProber | None = None,
+             tcp_wait: float = 30.0) -> SeedResult:
     """Apply the seed's fault to node `pnn` and assert, on the lab's timeline:
     UNHEALTHY within the detection bound (from the node's next monitor run
     when the implementation says when that is, else the longest gap), each of
     its IPs in a healthy node's kernel within the takeover bound after that,
-    and the client reaching each IP again. Raises AssertionError (with the
+    and the client reaching each IP again (and with `tcp`, a TcpProber running,
+    its connections getting answers again within tcp_wait s: measured, the
+    bound is the caller's; the takeover bound then allows for the
+    implementation's killtcp on the unplugged node, Backend.killtcp_release_delay).
+    Raises AssertionError (with the
     timeline around the moment) when a bound is broken. The fault stays
     applied: the caller undoes it (or the lab does at the end)."""
     backend, tl = lab.backend, lab.timeline
@@ -96,9 +107,11 @@ def run_seed(lab: Lab, bounds: Bounds, pnn: int = SEED_NODE) -> SeedResult:
     assert fault.apply_event is not None
     bad = expect(tl, "flags", node=pnn, after=fault.apply_event,
                  within=(0, bounds.detection(due)), where=has_flag("UNHEALTHY"))
+    takeover = bounds.takeover
+    if tcp is not None:
+        takeover += backend.killtcp_release_delay * bounds.scale
     moved = expect_moved(tl, ips, off=pnn, after=fault.apply_event, ref=bad,
-                         within=bounds.detection(due) + bounds.takeover,
-                         takeover=bounds.takeover)
+                         within=bounds.detection(due) + takeover, takeover=takeover)
     # the client reaches every moved IP again (the gratuitous ARP updated its cache)
     def ended(ip: str) -> list[float]:
         """Lengths of ip's outages since the fault that are over (the client got through)."""
@@ -110,5 +123,20 @@ def run_seed(lab: Lab, bounds: Bounds, pnn: int = SEED_NODE) -> SeedResult:
         _, durations = wait_until(functools.partial(ended, ip), bounds.takeover + 3,
                                   f"client reaches {ip} again")
         outage[ip] = max(durations)
+    tcp_outage: dict[str, float] = {}
+    for ip, add in zip(ips, moved, strict=True):
+        if tcp is None:
+            break
+        try:
+            _, o = wait_until(functools.partial(tcp_outage_across, tl, ip, fault.apply_event,
+                                                add), tcp_wait, f"TCP clients of {ip} answered")
+        except AssertionError as e:
+            seen = [(round(x.t - add.t, 3), x.kind, x.get("state", x.get("answered")))
+                    for x in tl.events(("probe.tcpconn", "probe.tcp"), ip=ip,
+                                       since=fault.apply_event.t - 1)]
+            raise AssertionError(f"{e}; TCP events of {ip} (s from its takeover): "
+                                 f"{seen[:40]}") from None
+        assert o is not None and o.duration is not None  # wait_until returns an ended one
+        tcp_outage[ip] = o.duration
     return SeedResult(backend.name, backend.tunable("MonitorInterval"), fault, due, ips, bad,
-                      moved, outage)
+                      moved, outage, tcp_outage)

@@ -1,5 +1,7 @@
 """`harness stats`: repeat the pulled-cable scenario at random fault phases and
-print the distributions of detection delay, takeover delay and client outage.
+print the distributions of detection delay, takeover delay and client outage
+(ICMP, and TCP: the smbd stand-in on every node, 2 long-lived connections per
+public IP from the client, registered for tickles unless --no-tickles).
 
 A benchmark, not a test: it checks the seed's claim that detection takes
 about half the monitor interval on average and about the interval at worst.
@@ -17,6 +19,7 @@ against the seed's model (harness.detection_compare).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import sys
@@ -28,6 +31,7 @@ from harness import hostcheck
 from harness.assertions import Bounds
 from harness.lab import running_cluster
 from harness.seed import run_seed
+from harness.services.tcpclients import TcpClients
 from harness.topology import default_topology
 
 
@@ -36,6 +40,7 @@ class Trial:
     detection: float
     takeover: float
     outage: float
+    tcp_outage: float
 
 
 def _dist(name: str, xs: list[float]) -> str:
@@ -48,29 +53,41 @@ def _dist(name: str, xs: list[float]) -> str:
 
 
 def run_trials(backend_name: str, trials: int, interval: int, event_mode: bool,
-               seed: int) -> tuple[list[Trial], list[str]]:
-    """The trials' measurements, and the bound violations seen (one line each)."""
+               seed: int, tickles: bool = True) -> tuple[list[Trial], list[str]]:
+    """The trials' measurements, and the bound violations seen (one line each).
+
+    ctdbd runs with TickleUpdateInterval 1 (its default of 20 s would leave the
+    other nodes without a fresh connection's tickle list)."""
     rng = random.Random(seed)
     out: list[Trial] = []
     violations: list[str] = []
     tunables = {"MonitorInterval": interval, "RerecoveryTimeout": 1}
+    if backend_name == "ctdb":
+        tunables["TickleUpdateInterval"] = 1
     with running_cluster(default_topology().plain(), backend_name, tunables,
                          event_mode=event_mode, name="stats", poll_interval=0.05, probe=True,
-                         probe_period=0.02, probe_max_s=24 * 3600) as lab:
+                         probe_period=0.02, probe_max_s=24 * 3600,
+                         tickles=tickles) as lab, contextlib.ExitStack() as stack:
+        tcp_clients = TcpClients(lab.backend, lab.timeline,
+                                 register=tickles or backend_name == "native")
+        stack.enter_context(tcp_clients)  # stopped before the cluster goes
         bounds = Bounds.of(lab.backend)
+        clients = tcp_clients.prober
         for k in range(trials):
             lab.backend.wait_converged(lab.backend.convergence_timeout())
+            tcp_clients.wait_ready()
             time.sleep(5 + rng.uniform(0, interval))  # steady gap, then a random phase
             try:
-                r = run_seed(lab, bounds)
+                r = run_seed(lab, bounds, tcp=clients)
             except AssertionError as e:
                 violations.append(f"trial {k + 1}: {str(e).splitlines()[0]}")
                 print(f"trial {k + 1:>3}/{trials}: BOUND VIOLATED: {violations[-1]}", flush=True)
             else:
-                out.append(Trial(r.detection, r.takeover, r.worst_outage))
+                tcp = max(r.tcp_outage.values())
+                out.append(Trial(r.detection, r.takeover, r.worst_outage, tcp))
                 print(f"trial {k + 1:>3}/{trials}: detection {r.detection:.3f} s, "
-                      f"takeover {r.takeover:+.3f} s, client outage {r.worst_outage:.3f} s",
-                      flush=True)
+                      f"takeover {r.takeover:+.3f} s, client outage {r.worst_outage:.3f} s, "
+                      f"TCP outage {tcp:.3f} s", flush=True)
             lab.faults.undo_all()
     return out, violations
 
@@ -91,16 +108,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
     failed = False
     for name in names:
         res, violations = run_trials(name, args.trials, args.monitor_interval,
-                                     args.event_mode, args.seed)
+                                     args.event_mode, args.seed, tickles=not args.no_tickles)
         samples[name] = {"detection": [t.detection for t in res],
                          "takeover": [t.takeover for t in res],
-                         "outage": [t.outage for t in res]}
+                         "outage": [t.outage for t in res],
+                         "tcp_outage": [t.tcp_outage for t in res]}
         lines += [f"\n{name}, {mode} monitor, MonitorInterval {args.monitor_interval} s, "
-                  f"{len(res)} trials (seconds)",
+                  f"tickles {'off' if args.no_tickles else 'on'}, {len(res)} trials (seconds)",
                   f"{'':<16} {'min':>8} {'median':>8} {'mean':>8} {'p95':>8} {'max':>8}",
                   _dist("detection", samples[name]["detection"]),
                   _dist("takeover", samples[name]["takeover"]),
-                  _dist("client outage", samples[name]["outage"])]
+                  _dist("client outage", samples[name]["outage"]),
+                  _dist("TCP outage", samples[name]["tcp_outage"])]
         if violations:
             failed = True
             lines.append(f"{len(violations)} of {args.trials} trials broke a bound:")
@@ -147,4 +166,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the HTML page of the distributions (default "
                         "artifacts/stats/report.html)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--no-tickles", action="store_true",
+                   help="native: failoverd --no-tickles; ctdb: the smbd stand-ins register "
+                        "no connections")
     p.set_defaults(fn=cmd_stats)

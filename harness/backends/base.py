@@ -83,6 +83,10 @@ class Backend(ABC):
 
     name: ClassVar[str]
     ready_at: float | None = None  # monotonic time wait_converged() first saw the final layout
+    # How much longer an IP may stay on a node that lost its public link while
+    # clients hold TCP connections to it: releaseip's killtcp waits for clients
+    # it cannot reach. Added to the takeover bound in that case.
+    killtcp_release_delay: ClassVar[float] = 0.0
 
     def __init__(self, cluster: Cluster, tunables: Mapping[str, int] | None = None,
                  options: Mapping[str, str] | None = None) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.backends.base import Backend, Daemon
 from harness.cluster import Cluster, ManagedProcess
 from harness.failover import ctl
+from harness.failover.tickles import KILLTCP_TIMEOUT
 
 
 def write_key(path: Path) -> Path:
@@ -36,12 +37,15 @@ def write_key(path: Path) -> Path:
 
 class NativeBackend(Backend):
     name = "native"
+    killtcp_release_delay = KILLTCP_TIMEOUT  # failoverd's killtcp gives up after this
 
     def __init__(self, cluster: Cluster, tunables: Mapping[str, int] | None = None,
                  options: Mapping[str, str] | None = None, event_mode: bool = False,
-                 cluster_key: bool = True, log_level: str = "INFO") -> None:
+                 cluster_key: bool = True, log_level: str = "INFO", tickles: bool = True
+                 ) -> None:
         super().__init__(cluster, tunables, options)
         self.event_mode = event_mode
+        self.tickles = tickles  # False: failoverd --no-tickles
         self.log_level = log_level
         # our children, or (after attach) daemons another process of the run started
         self.procs: dict[int, ManagedProcess | Daemon] = {}
@@ -74,6 +78,8 @@ class NativeBackend(Backend):
                 "--log-level", self.log_level]
         if self.event_mode:
             argv.append("--event-mode")
+        if not self.tickles:
+            argv.append("--no-tickles")
         argv += ["--key-file", str(self.key_file)] if self.key_file else ["--no-auth"]
         self.procs[pnn] = self.cluster.nodes[pnn].spawn(
             argv, self._what(pnn), log=d / "stderr.log")

@@ -24,6 +24,7 @@ from harness import ctdb
 from harness.ctdb import NodeFlags, TunableError
 from harness.failover.log import LEVELS, log
 from harness.failover.state import IPv4, NodeState
+from harness.failover.tcppackets import Connection, Endpoint
 
 USAGE = """Usage: failoverctl [-X] COMMAND [ARGS]
   status             node flags and leader, as `ctdb status`
@@ -35,6 +36,9 @@ USAGE = """Usage: failoverctl [-X] COMMAND [ARGS]
   stop | continue    stop this node (STOPPED: it holds no IPs)
   setdebug LEVEL | getdebug     ERROR WARNING NOTICE INFO DEBUG
   shutdown           release public IPs and exit
+  gettickles IP [PORT]    the IP's registered client connections, as `ctdb gettickles`
+  addtickle SRC DST | deltickle SRC DST    register | unregister a connection
+                     (CLIENT-IP:PORT SERVER-IP:PORT), as smbd does
   monitorinfo        (not in CTDB) current monitor gap and seconds until the next run
   counters           (not in CTDB) messages dropped per peer and field, task restarts
 """
@@ -61,6 +65,15 @@ class ControlledNode(Protocol):
     def counters(self) -> dict[str, int]:
         """What the daemon refused or survived: "rejected <peer> <field>" and
         "restarts <task>" -> how many times."""
+
+    def tickle_list(self, ip: IPv4) -> list[Connection]:
+        """The registered client connections to public IP ip."""
+
+    async def add_tickle(self, conn: Connection) -> None:
+        """Register a connection (ValueError: not to a public IP of this node)."""
+
+    async def del_tickle(self, conn: Connection) -> None:
+        """Unregister a connection."""
 
 
 class CommandError(Exception):
@@ -129,6 +142,9 @@ async def dispatch(node: ControlledNode, argv: list[str]) -> str:
         "getdebug": lambda: _const(logging.getLevelName(logging.getLogger().level) + "\n"),
         "shutdown": lambda: _shutdown(st),
         "monitorinfo": lambda: _monitorinfo(node),
+        "gettickles": lambda: _gettickles(node, x, args),
+        "addtickle": lambda: _tickle(node, "addtickle", args),
+        "deltickle": lambda: _tickle(node, "deltickle", args),
         "counters": lambda: _const("".join(f"{k} {v}\n"
                                            for k, v in sorted(node.counters().items()))),
     }
@@ -202,6 +218,38 @@ async def _monitorinfo(node: ControlledNode) -> str:
     """Not in CTDB: the gap in force and when the next monitor run is due."""
     gap, due = node.monitor_timing()
     return f"gap:{gap:g} due_in:{max(0.0, due - time.monotonic()):.3f}\n"
+
+
+async def _gettickles(node: ControlledNode, x: bool, args: list[str]) -> str:
+    """4.17's `ctdb gettickles IP [PORT]` output (its -X header has CTDB's typo)."""
+    if len(args) not in (1, 2) or (len(args) == 2 and not args[1].isdigit()):
+        raise CommandError("gettickles: usage: gettickles IP [PORT]", 2)
+    try:
+        ip = IPv4(args[0])
+    except ValueError:
+        raise CommandError(f"Invalid IP address {args[0]}") from None
+    port = int(args[1]) if len(args) == 2 else 0
+    conns = [c for c in node.tickle_list(ip) if not port or c.dst.port == port]
+    if x:
+        return "|Source IP|Port|Destiation IP|Port|\n" + "".join(
+            f"|{c.src.ip}|{c.src.port}|{c.dst.ip}|{c.dst.port}|\n" for c in conns)
+    return (f"Connections for IP: {ip}\nNum connections: {len(conns)}\n"
+            + "".join(f"SRC: {c.src}   DST: {c.dst}\n" for c in conns))
+
+
+async def _tickle(node: ControlledNode, cmd: str, args: list[str]) -> str:
+    if len(args) != 2:
+        raise CommandError(f"{cmd}: usage: {cmd} SRC-IP:PORT DST-IP:PORT", 2)
+    try:
+        conn = Connection(Endpoint.parse(args[0]), Endpoint.parse(args[1]))
+    except ValueError as e:
+        raise CommandError(f"Invalid IP address: {e}") from None
+    try:
+        await (node.add_tickle(conn) if cmd == "addtickle" else node.del_tickle(conn))
+    except ValueError as e:
+        what = "register" if cmd == "addtickle" else "unregister"
+        raise CommandError(f"Failed to {what} connection: {e}") from None
+    return ""
 
 
 async def _shutdown(st: NodeState) -> str:

@@ -45,6 +45,8 @@ from harness.failover.netops import KernelOps, refuse_host_namespace
 from harness.failover.state import IPv4, NodeState
 from harness.failover.supervisor import supervise
 from harness.failover.takeover import Takeover
+from harness.failover.tcppackets import Connection
+from harness.failover.tickles import Tickles
 
 Handler = Callable[[int, Message], Awaitable[Message | None]]
 """A message handler: (sender's pnn, message) -> the reply to send back, if any."""
@@ -53,13 +55,15 @@ Handler = Callable[[int, Message], Awaitable[Message | None]]
 class Daemon:
     """One node's failoverd: the parts, wired together."""
 
-    def __init__(self, cfg: NodeConfig, event_mode: bool = False, key: bytes = b"") -> None:
+    def __init__(self, cfg: NodeConfig, event_mode: bool = False, key: bytes = b"",
+                 tickles: bool = True) -> None:
         self.event_mode = event_mode
         self.kernel = KernelOps()
         self.state = NodeState(cfg)
         self.mesh = Membership(self.state, key, self)
         self.leadership = Leadership(self.state, self.mesh)
-        self.ips = IpOwner(self.state, self.kernel)
+        self.tickles = Tickles(self.state, self.mesh, enabled=tickles)
+        self.ips = IpOwner(self.state, self.kernel, self.tickles)
         self.monitor = Monitor(self.state, self.mesh, self.leadership, self.kernel)
         self.takeover = Takeover(self.state, self.mesh, self.leadership, self.ips)
         self.routes: dict[str, Handler] = {
@@ -73,6 +77,8 @@ class Daemon:
             "take_ip": self.ips.on_take_ip,
             "takeover_request": self.takeover.on_request,
             "ipreallocated": self.takeover.on_ipreallocated,
+            "tickles": self.tickles.on_tickles,
+            "tickle": self.tickles.on_tickle,
         }
 
     # -- what the mesh reports (membership.MeshEvents) -------------------------------
@@ -88,6 +94,7 @@ class Daemon:
     async def connected(self, pnn: int) -> None:
         await self.mesh.send(pnn, self.monitor.flags_msg())
         await self.leadership.greet(pnn)
+        await self.tickles.greet(pnn)
 
     def disconnected(self, pnn: int) -> None:
         self.leadership.peer_lost(pnn)
@@ -107,7 +114,17 @@ class Daemon:
 
     def counters(self) -> dict[str, int]:
         return {**{f"rejected {k}": v for k, v in self.mesh.rejected.items()},
-                **{f"restarts {k}": v for k, v in self.state.crashes.items()}}
+                **{f"restarts {k}": v for k, v in self.state.crashes.items()},
+                "tickles sent": self.tickles.sent, "tickles killed": self.tickles.killed}
+
+    def tickle_list(self, ip: IPv4) -> list[Connection]:
+        return self.tickles.of(ip)
+
+    async def add_tickle(self, conn: Connection) -> None:
+        await self.tickles.add(conn)
+
+    async def del_tickle(self, conn: Connection) -> None:
+        await self.tickles.remove(conn)
 
     # -- lifecycle -------------------------------------------------------------------
     async def startup(self) -> None:
@@ -167,6 +184,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-level", default="NOTICE", choices=list(LEVELS))
     p.add_argument("--event-mode", action="store_true",
                    help="run the monitor at once on netlink link events (beyond CTDB)")
+    p.add_argument("--no-tickles", action="store_true",
+                   help="send no tickle ACKs on takeip and no resets on releaseip (clients "
+                        "then wait out TCP retransmission backoff); lists are still kept")
     auth = p.add_mutually_exclusive_group(required=True)
     auth.add_argument("--key-file", type=Path, default=None,
                       help="cluster key (mode 0600, >= 16 bytes): every private-network "
@@ -202,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         refuse_host_namespace()
         cfg = load_node_config(args.dir, pnn=args.pnn, cluster_lock=args.cluster_lock)
         key = b"" if args.no_auth else read_key(args.key_file)
-        daemon = Daemon(cfg, event_mode=args.event_mode, key=key)  # NodeState refuses IPv6
+        daemon = Daemon(cfg, event_mode=args.event_mode, key=key,
+                        tickles=not args.no_tickles)  # NodeState refuses IPv6
     except ConfigError as e:
         print(f"failoverd: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from harness.failover.log import NOTICE, log
 from harness.failover.membership import Message
 from harness.failover.netops import KernelOps, send_garp
 from harness.failover.state import IPv4, NodeState
+from harness.failover.tickles import Tickles
 
 GARP_ROUNDS, GARP_GAP = 3, 1.1
 
@@ -23,9 +24,11 @@ GARP_ROUNDS, GARP_GAP = 3, 1.1
 class IpOwner:
     """This node's public IPs in the kernel."""
 
-    def __init__(self, state: NodeState, kernel: KernelOps) -> None:
+    def __init__(self, state: NodeState, kernel: KernelOps, tickles: Tickles | None = None
+                 ) -> None:
         self.state = state
         self.kernel = kernel
+        self.tickles = tickles
 
     async def held(self) -> dict[IPv4, str]:
         """Public IPs present in this node's kernel -> interface."""
@@ -75,11 +78,14 @@ class IpOwner:
         return res
 
     async def garp(self, iface: str, ip: IPv4) -> None:
-        """Gratuitous ARP request + unsolicited reply, 3 rounds 1.1 s apart."""
+        """Gratuitous ARP request + unsolicited reply, 3 rounds 1.1 s apart;
+        each round also tickles the IP's known clients, as ctdbd's
+        ctdb_control_send_arp does (the list as it was at the takeover)."""
         links = await self.kernel.call(self.kernel.links)
         mac = links.get(iface, {}).get("mac")
         if not mac:
             return
+        conns = self.tickles.of(ip) if self.tickles else []
         for k in range(GARP_ROUNDS):
             if k:
                 await asyncio.sleep(GARP_GAP)
@@ -87,9 +93,13 @@ class IpOwner:
                 return
             try:
                 await self.kernel.call(send_garp, iface, mac, ip)
+                if self.tickles:
+                    await self.kernel.call(self.tickles.tickle, ip, conns)
             except OSError as e:
-                log.warning("gratuitous ARP for %s on %s failed: %s", ip, iface, e)
+                log.warning("gratuitous ARP or tickles for %s on %s failed: %s", ip, iface, e)
                 return
+        if self.tickles:
+            await self.tickles.taken_over(ip, conns)
 
     async def release_ip(self, ip: IPv4) -> bool:
         held = await self.held()
@@ -101,6 +111,8 @@ class IpOwner:
                 self.state.assignment.get(ip, -1))
         await run_node_event(self.state.cfg, "releaseip",
                              [iface, str(ip), str(addr.network.prefixlen)])
+        if self.tickles:
+            await self.tickles.releasing(ip, link_up=self.state.iface_link.get(iface, True))
         try:
             await self.kernel.call(self.kernel.del_address, iface, addr)
         except Exception as e:  # noqa: BLE001

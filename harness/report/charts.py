@@ -109,6 +109,8 @@ def distributions(samples: dict[str, dict[str, list[float]]], gap: float | None)
     histogram and the empirical CDF; on the detection CDF the seed's theory
     (the fault lands uniformly within a monitor gap: CDF = t / gap)."""
     measures = ["detection", "takeover", "outage"]
+    if any(by.get("tcp_outage") for by in samples.values()):
+        measures.append("tcp_outage")  # harness stats: the TCP clients' outage
     fig, axes = plt.subplots(2, len(measures), figsize=(14, 7))
     for col, m in enumerate(measures):
         hist, cdf = axes[0][col], axes[1][col]

@@ -1,0 +1,1 @@
+"""Services that run inside a cluster's nodes beside the failover daemon."""
