@@ -91,14 +91,25 @@ def expect(tl: Timeline, kind: str, *, after: Event | float, within: tuple[float
     try:
         ev = tl.wait_for(kind, after=after, node=node, where=where, timeout=hi + 0.2, **data)
     except TimelineTimeout as e:
+        _record_bound(tl, kind, node, ref, lo, hi, None)
         raise AssertionError(f"expected {kind} (node {node}) within {hi:.2f} s: {e}") from None
     dt = ev.t - ref
+    _record_bound(tl, kind, node, ref, lo, hi, dt)
     if not lo <= dt <= hi:
         raise AssertionError(
             f"{kind} (node {node}) came {dt:.3f} s after the reference, outside "
             f"[{lo:.2f}, {hi:.2f}] s\n" + tl.window(ev, before=max(2.0, dt + 0.5), after=1.0,
                                                       ref=after))
     return ev
+
+
+def _record_bound(tl: Timeline, what: str, node: object, ref: float, lo: float, hi: float,
+                  seen: float | None, **data: Any) -> None:
+    """Put the bound just asserted on the timeline (kind "assert.bound"), so a
+    run report shows each delay next to the bound the test really used, not
+    one recomputed from the tunables. `seen` is None when nothing came."""
+    tl.mark("assert", "assert.bound", node if isinstance(node, int) else None,
+            what=what, ref=ref, lo=lo, hi=hi, seen=seen, **data)
 
 
 def expect_moved(tl: Timeline, ips: Iterable[str], *, off: int, after: Event,
@@ -111,6 +122,7 @@ def expect_moved(tl: Timeline, ips: Iterable[str], *, off: int, after: Event,
     for ip in ips:
         add = expect(tl, "addr.add", after=after, within=(0, within), ip=ip,
                      where=lambda e: e.data["ns"] != f"n{off}")
+        _record_bound(tl, "takeover", off, ref.t, 0.0, takeover, add.t - ref.t, ip=ip)
         if add.t - ref.t > takeover:
             raise AssertionError(
                 f"{ip} appeared elsewhere {add.t - ref.t:.3f} s after {ref.kind}, bound "

@@ -61,6 +61,7 @@ class Delay:
     seconds: float | None
     bound: float | None
     at: float | None = None  # where to annotate it on the chart (s)
+    asserted: bool = False  # bound is the one a test asserted (else from the tunables)
 
     @property
     def within(self) -> bool | None:
@@ -275,22 +276,38 @@ def _delays(tl: Timeline, info: RunInfo, ips: list[str], rel: float) -> list[Del
         undo = tl.first("fault.undo", after=a, id=a.get("id"))
         bad = tl.first("flags", after=a, node=a.node, before=undo,
                        where=lambda e: any(f != "OK" for f in e.get("flags", ())))
+        det = _asserted(tl, "flags", a.node, a.t, a.t)
         out.append(Delay(name, "fault -> UNHEALTHY", None if bad is None else bad.t - a.t,
-                         b.detection(), None if bad is None else bad.t - rel))
+                         b.detection() if det is None else det,
+                         None if bad is None else bad.t - rel, asserted=det is not None))
         held = sorted(ip for ip, ns in _holders_at(tl, a.t).items()
                       if f"n{a.node}" in ns and ip in ips)
         elsewhere = _not_on(f"n{a.node}")
         moved = [tl.first("addr.add", after=a, ip=ip, where=elsewhere) for ip in held]
         if held and bad is not None and all(m is not None for m in moved):
             last = max(m.t for m in moved if m is not None)
-            out.append(Delay(name, "UNHEALTHY -> IP moved", last - bad.t, b.takeover,
-                             last - rel))
+            tko = _asserted(tl, "takeover", a.node, a.t, undo.t if undo else None)
+            out.append(Delay(name, "UNHEALTHY -> IP moved", last - bad.t,
+                             b.takeover if tko is None else tko, last - rel,
+                             asserted=tko is not None))
         ended = [o for ip in held for o in outages(tl, ip, since=a) if o.duration is not None]
         if ended:
             worst = max(ended, key=lambda o: o.duration or 0.0)
             out.append(Delay(name, f"client outage {worst.ip}", worst.duration,
                              b.detection() + b.takeover, worst.start.t - rel))
     return out
+
+
+def _asserted(tl: Timeline, what: str, node: int | None, lo: float,
+              hi: float | None) -> float | None:
+    """The upper bound a test asserted for `what` on `node`, measured from a
+    reference in [lo, hi] (harness.assertions records each as "assert.bound");
+    None when no test asserted one there."""
+    for e in tl.events("assert.bound", node=node):
+        ref = float(e.get("ref", -1.0))
+        if e.get("what") == what and ref >= lo - 1e-9 and (hi is None or ref <= hi):
+            return float(e["hi"])
+    return None
 
 
 def _not_on(ns: str) -> Callable[[Event], bool]:

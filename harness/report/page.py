@@ -59,8 +59,11 @@ def _delay_row(d: Delay, bound_from: str) -> str:
             f"{verdict}<td>{_e(bound_from)}</td></tr>")
 
 
-def _bound_from(data: ReportData, what: str) -> str:
+def _bound_from(data: ReportData, d: Delay) -> str:
     b = data.info.bounds()
+    what = d.what
+    if d.asserted:
+        return "asserted by the test"
     if what.startswith("fault"):
         return f"longest monitor gap max(5, MonitorInterval={b.monitor_interval:g}) + slack " \
                f"{b.slack:g}"
@@ -85,7 +88,7 @@ def render(data: ReportData, chart: str | None = None) -> str:
     """The whole page as a string (`chart`: the swimlane SVG, if drawn already)."""
     info = data.info
     tun = ", ".join(f"{k}={v}" for k, v in sorted(info.tunables.items())) or "CTDB's defaults"
-    delays = "".join(_delay_row(d, _bound_from(data, d.what)) for d in data.delays) or \
+    delays = "".join(_delay_row(d, _bound_from(data, d)) for d in data.delays) or \
         '<tr><td colspan="6">no fault on a node in this run</td></tr>'
     nodes = sorted({r.node for r in data.rows}, key=lambda s: (len(s), s))
     kinds = sorted({r.kind for r in data.rows})

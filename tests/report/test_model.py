@@ -52,3 +52,23 @@ def test_flags_ip_holder_and_delays(run):
     assert icmp and outage.seconds == pytest.approx(max(s.duration for s in icmp), abs=0.01)
     assert all(0 <= t <= data.duration for x in data.lanes for t in x.ticks)
     assert len(lane(data, "n3 flags").ticks) >= 3  # a monitor run every 3 s on a healthy node
+
+
+def test_delays_show_the_bound_the_test_asserted():
+    """expect() and expect_moved() put their bounds on the timeline; the
+    report shows those, not bounds recomputed from the tunables."""
+    from harness.assertions import expect, expect_moved
+
+    tl, info = recorded("n8-failed")
+    generic = {d.what: d for d in build(tl, info).delays}
+    assert not any(d.asserted for d in generic.values())
+    apply = tl.first("fault.apply")
+    bad = expect(tl, "flags", node=0, after=apply, within=(0, 7.25),
+                 where=lambda e: "UNHEALTHY" in e.get("flags", ()))
+    ips = [d.what.split()[-1] for d in generic.values() if d.what.startswith("client outage")]
+    expect_moved(tl, ips, off=0, after=apply, within=30, ref=bad, takeover=2.75)
+    shown = {d.what: d for d in build(tl, info).delays}
+    assert shown["fault -> UNHEALTHY"].bound == 7.25
+    assert shown["UNHEALTHY -> IP moved"].bound == 2.75
+    assert shown["fault -> UNHEALTHY"].asserted and shown["UNHEALTHY -> IP moved"].asserted
+    assert generic["fault -> UNHEALTHY"].bound != 7.25
