@@ -26,6 +26,9 @@ class IpOwner:
     def __init__(self, state: NodeState, kernel: KernelOps) -> None:
         self.state = state
         self.kernel = kernel
+        # takes and releases one at a time: a release that arrives while a take
+        # (of an earlier, timed-out run) is still adding the address must see it
+        self.lock = asyncio.Lock()
 
     async def held(self) -> dict[IPv4, str]:
         """Public IPs present in this node's kernel -> interface."""
@@ -54,6 +57,10 @@ class IpOwner:
         return min(ups, key=lambda i: sum(1 for dev in held.values() if dev == i))
 
     async def take_ip(self, ip: IPv4) -> bool:
+        async with self.lock:
+            return await self._take_ip(ip)
+
+    async def _take_ip(self, ip: IPv4) -> bool:
         held = await self.held()
         if ip in held:
             return True
@@ -92,6 +99,10 @@ class IpOwner:
                 return
 
     async def release_ip(self, ip: IPv4) -> bool:
+        async with self.lock:
+            return await self._release_ip(ip)
+
+    async def _release_ip(self, ip: IPv4) -> bool:
         held = await self.held()
         if ip not in held:
             return True
