@@ -38,7 +38,8 @@ def _topology(nodes: int) -> Topology:
     return top if kernel_has_bonding() else top.plain()
 
 
-def soak(plan: Plan, top: Topology, backend: str, quiet: bool = False) -> SoakResult:
+def soak(plan: Plan, top: Topology, backend: str, quiet: bool = False,
+         out_dir: Path | None = None) -> SoakResult:
     def report(r: RoundResult) -> None:
         if quiet:
             return
@@ -49,7 +50,7 @@ def soak(plan: Plan, top: Topology, backend: str, quiet: bool = False) -> SoakRe
 
     with running_cluster(top, backend, TUNABLES, name="chaos", probe=True,
                          probe_max_s=7 * 24 * 3600) as lab:
-        return run_plan(lab, plan, report)
+        return run_plan(lab, plan, report, out_dir)
 
 
 def _longest() -> float:
@@ -92,7 +93,8 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     plan = make_plan(args.seed, top, args.faults, longest=_longest(), only=only)
     print(f"chaos: {args.backend}, {args.nodes} nodes, {plan.faults} faults in "
           f"{len(plan.rounds)} rounds, seed {args.seed}", flush=True)
-    res = soak(plan, top, args.backend)
+    out_dir = Path(args.out) / f"{args.backend}-seed{args.seed}"
+    res = soak(plan, top, args.backend, out_dir=out_dir)
     out = summary(res)
     failed = res.failed
     if failed:
@@ -106,6 +108,8 @@ def cmd_chaos(args: argparse.Namespace) -> int:
             out["shrunk"] = _shrink(plan, failed.index, top, args)
     if res.crashes:
         print("daemon tracebacks: " + "; ".join(res.crashes))
+    if failed or res.crashes:
+        print(f"timeline and daemon logs: {out_dir}/")
     print(json.dumps(out, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
@@ -140,4 +144,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="runs per candidate (a failure may need luck to recur)")
     p.add_argument("--shrink-budget", type=positive_int, default=12, help="candidates at most")
     p.add_argument("--json", help="write the summary there too")
+    p.add_argument("--out", default="artifacts/chaos",
+                   help="where a failed run leaves its timeline and logs")
     p.set_defaults(fn=cmd_chaos)

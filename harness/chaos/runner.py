@@ -122,8 +122,10 @@ def daemon_crashes(lab: Lab) -> list[str]:
 
 
 def run_plan(lab: Lab, plan: Plan, report: Callable[[RoundResult], None] = lambda r: None,
-             ) -> SoakResult:
-    """Every round in order, stopping at the first with a problem."""
+             out_dir: Path | None = None) -> SoakResult:
+    """Every round in order, stopping at the first with a problem; then, if
+    out_dir is given and a round failed, the timeline and the daemons' logs go
+    there (the cluster is gone once the run ends)."""
     b = Bounds.of(lab.backend)
     out = SoakResult(plan)
     for k, rnd in enumerate(plan.rounds, 1):
@@ -133,4 +135,7 @@ def run_plan(lab: Lab, plan: Plan, report: Callable[[RoundResult], None] = lambd
         if res.problems:
             break
     out.crashes = daemon_crashes(lab)
+    if out_dir is not None and (out.failed or out.crashes):
+        lab.timeline.save(out_dir, "timeline")
+        lab.backend.collect(out_dir)
     return out
