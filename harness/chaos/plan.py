@@ -78,6 +78,15 @@ def _others(rng: random.Random, nodes: int, pnn: int) -> list[int]:
     return sorted(rng.sample(rest, rng.randint(1, len(rest))))
 
 
+def _split(rng: random.Random, nodes: int, pnn: int,
+           ) -> tuple[dict[str, Any], str, tuple[int, ...]]:
+    """Node pnn and a random minority on one side of a private-network partition."""
+    rest = [p for p in range(nodes) if p != pnn]
+    side = sorted([pnn, *rng.sample(rest, rng.randint(0, max(0, (nodes - 1) // 2 - 1)))])
+    other = [p for p in range(nodes) if p not in side]
+    return {"groups": (tuple(side), tuple(other))}, NONE, tuple(range(nodes))
+
+
 # kind -> (weight, maker(rng, topology, node) -> (args, effect, excused nodes)).
 # Weights favour the faults CTDB exists for (links, dead daemons) over rarer ones.
 KINDS: dict[str, tuple[int, Maker]] = {
@@ -98,6 +107,9 @@ KINDS: dict[str, tuple[int, Maker]] = {
     "packet-loss": (1, lambda r, t, n: (
         {"node": n, "port": r.choice(_public_ports(t)), "percent": r.choice((10, 30, 60))},
         NONE, ())),
+    # a partition's sides may each elect a leader and hold IPs (CTDB without a
+    # cluster lock does too): every node of it is excused
+    "partition": (1, lambda r, t, n: _split(r, t.nodes, n)),
     "one-way-loss": (1, lambda r, t, n: (
         {"src": (n,), "dst": tuple(_others(r, t.nodes, n))}, NONE, (n,))),
     "flap": (1, lambda r, t, n: (
