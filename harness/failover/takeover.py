@@ -113,6 +113,16 @@ class Takeover:
         replies = await asyncio.gather(
             *(self.mesh.request(p, {"type": "get_ips"}, timeout) for p in pnns))
         info = {p: r for p, r in zip(pnns, replies, strict=True) if r is not None}
+        silent = [p for p in pnns if p not in info]
+        if silent:
+            # as ctdb_takeover_run: a connected node whose IPs cannot be read
+            # fails the run. Taken as disconnected, its IPs would be handed to
+            # others while it still holds them (a split brain between healthy
+            # nodes whenever a reply is lost or late); it is retried instead,
+            # until the node answers or the keepalive declares it gone.
+            log.error("takeover run: no `ips` reply from connected node(s) %s; retrying",
+                      ",".join(map(str, silent)))
+            return False
         # in the allocator's address type: its answer comes back keyed by it
         current: dict[IPAddress, int] = {ip: -1 for ip in st.assignment}
         holders: dict[IPAddress, list[int]] = {ip: [] for ip in st.assignment}
