@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -89,6 +90,8 @@ def cmd_chaos(args: argparse.Namespace) -> int:
             print(f"harness chaos: --kinds: unknown kind {bad[0]!r}; one of: {', '.join(KINDS)}",
                   file=sys.stderr)
             return 2
+    # a soak runs for hours and is stopped with kill: let teardown remove the cluster
+    signal.signal(signal.SIGTERM, _terminated)
     top = _topology(args.nodes)
     plan = make_plan(args.seed, top, args.faults, longest=_longest(), only=only)
     print(f"chaos: {args.backend}, {args.nodes} nodes, {plan.faults} faults in "
@@ -114,6 +117,10 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 1 if failed or res.crashes else 0
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(f"harness chaos: stopped by signal {signum}")
 
 
 def _shrink(plan: Plan, upto: int, top: Topology, args: argparse.Namespace) -> list[str]:
