@@ -4,7 +4,9 @@ and for a round of one fault, its detection and takeover against the bounds.
 Detection: the fault's apply -> the node UNHEALTHY by its own account
 (a link fault; bound: detection) or DISCONNECTED in another node's view (a
 dead, hung or cut-off daemon; bound: keepalive). Takeover: that flag -> the
-last of the IPs the node held added on another node (bound: takeover). A
+last of the IPs the node held added on another node (bound: takeover); 0 s
+when they were all elsewhere before the flag (a deleted interface takes
+its addresses with it, and the recovery check moves them at once). A
 fault undone before its detection bound is not measured: nobody had to notice.
 """
 
@@ -61,9 +63,9 @@ def measure(tl: Timeline, step: Step, applied: Event, undone: float, b: Bounds,
             if f"n{pnn}" in hs]
     if not held or undone - flag.t < b.takeover:
         return out, []
-    last = flag.t
+    last = flag.t  # an IP already elsewhere before the flag (its interface gone) took 0 s
     for ip in held:
-        add = tl.first("addr.add", after=flag.t - 0.5, source="netlink", ip=ip,
+        add = tl.first("addr.add", after=applied, source="netlink", ip=ip,
                        where=lambda e: e.data.get("ns", "").startswith("n")
                        and e.data["ns"] != f"n{pnn}")
         if add is None or add.t > undone:
