@@ -92,6 +92,9 @@ class Membership:
         except TimeoutError:
             log.error("no reply from node %d to %s within %.1f s", pnn, msg["type"], timeout)
             return None
+        except ConnectionResetError as e:
+            log.error("no reply from node %d to %s: %s", pnn, msg["type"], e)
+            return None
         finally:
             self.pending.pop(rid, None)
 
@@ -242,6 +245,12 @@ class Membership:
             peer.writer = None
             peer.sender = None
         log.log(NOTICE, "node %d is now DISCONNECTED (%s)", peer.pnn, why)
+        # its unanswered requests end now, not at their timeout: a takeover run
+        # waiting TakeoverTimeout (9 s) for a node that is gone holds up the
+        # takeover of that very node's IPs
+        for asked, fut in self.pending.values():
+            if asked == peer.pnn and not fut.done():
+                fut.set_exception(ConnectionResetError(f"node {peer.pnn} disconnected"))
         self.events.disconnected(peer.pnn)
 
     async def keepalive_loop(self) -> None:
