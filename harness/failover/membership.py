@@ -58,6 +58,7 @@ class Membership:
         self.ids = itertools.count(1)
         self.pending: dict[int, tuple[int, asyncio.Future[Message]]] = {}  # id -> asked
         self.conn_tasks: set[asyncio.Task] = set()  # incoming connections, for shutdown
+        self.incoming: dict[int, set[asyncio.Task]] = {}  # pnn -> its incoming connections
 
     # -- messaging ---------------------------------------------------------------
     async def send(self, pnn: int, msg: Message) -> bool:
@@ -143,6 +144,8 @@ class Membership:
                 raise schema.BadMessage("pnn", f"claims node {src}, whose address is "
                                                f"{self.state.peers[src].address}")
             self.state.peers[src].last_rx = time.monotonic()
+            if task is not None:  # ended when src is declared DISCONNECTED
+                self.incoming.setdefault(src, set()).add(task)
             await self.read_loop(src, who, rx, reader)
         except wire.BadFrame as e:
             self.reject(who, "frame", f"connection dropped: {e}")
@@ -155,6 +158,15 @@ class Membership:
             writer.close()
             if task is not None:
                 self.conn_tasks.discard(task)
+                for tasks in self.incoming.values():
+                    tasks.discard(task)
+
+    def drop_incoming(self, pnn: int) -> None:
+        """End every incoming connection from pnn (but the caller's own)."""
+        me = asyncio.current_task()
+        for t in list(self.incoming.pop(pnn, ())):
+            if t is not me:
+                t.cancel()
 
     async def read_loop(self, src: int, who: str, rx: wire.Receiver,
                         reader: asyncio.StreamReader) -> None:
@@ -241,9 +253,16 @@ class Membership:
             return
         peer.connected = False
         if peer.writer is not None:
-            peer.writer.close()
+            # abort, not close: a close lets the kernel retransmit what is still
+            # queued, and once a partition heals the peer would read those
+            # frames (a flags change from before it) as news
+            peer.writer.transport.abort()
             peer.writer = None
             peer.sender = None
+        # and what it sent us on its connections before it was declared gone
+        # is stale too: seen late (TCP retransmits after a partition), an old
+        # `flags` message marked a healthy node UNHEALTHY again
+        self.drop_incoming(peer.pnn)
         log.log(NOTICE, "node %d is now DISCONNECTED (%s)", peer.pnn, why)
         # its unanswered requests end now, not at their timeout: a takeover run
         # waiting TakeoverTimeout (9 s) for a node that is gone holds up the
