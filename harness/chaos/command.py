@@ -15,6 +15,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from harness import hostcheck
@@ -39,6 +40,9 @@ def _topology(nodes: int) -> Topology:
     return top if kernel_has_bonding() else top.plain()
 
 
+STOP = threading.Event()  # set by SIGTERM/SIGINT: finish the round, then report
+
+
 def soak(plan: Plan, top: Topology, backend: str, quiet: bool = False,
          out_dir: Path | None = None) -> SoakResult:
     def report(r: RoundResult) -> None:
@@ -51,7 +55,7 @@ def soak(plan: Plan, top: Topology, backend: str, quiet: bool = False,
 
     with running_cluster(top, backend, TUNABLES, name="chaos", probe=True,
                          probe_max_s=7 * 24 * 3600) as lab:
-        return run_plan(lab, plan, report, out_dir)
+        return run_plan(lab, plan, report, out_dir, STOP.is_set)
 
 
 def _longest() -> float:
@@ -90,8 +94,10 @@ def cmd_chaos(args: argparse.Namespace) -> int:
             print(f"harness chaos: --kinds: unknown kind {bad[0]!r}; one of: {', '.join(KINDS)}",
                   file=sys.stderr)
             return 2
-    # a soak runs for hours and is stopped with kill: let teardown remove the cluster
-    signal.signal(signal.SIGTERM, _terminated)
+    # a soak runs for hours and is stopped with kill or Ctrl-C: the round under
+    # way ends, the summary so far is printed and teardown removes the cluster
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     top = _topology(args.nodes)
     plan = make_plan(args.seed, top, args.faults, longest=_longest(), only=only)
     print(f"chaos: {args.backend}, {args.nodes} nodes, {plan.faults} faults in "
@@ -99,6 +105,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) / f"{args.backend}-seed{args.seed}"
     res = soak(plan, top, args.backend, out_dir=out_dir)
     out = summary(res)
+    out["stopped_by_signal"] = STOP.is_set()
     failed = res.failed
     if failed:
         print(f"\nVIOLATION in round {failed.index}: " + "\n  ".join(failed.problems))
@@ -119,8 +126,9 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return 1 if failed or res.crashes else 0
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(f"harness chaos: stopped by signal {signum}")
+def _stop(signum: int, frame: object) -> None:
+    print(f"harness chaos: signal {signum}: stopping after this round", flush=True)
+    STOP.set()
 
 
 def _shrink(plan: Plan, upto: int, top: Topology, args: argparse.Namespace) -> list[str]:

@@ -122,13 +122,16 @@ def daemon_crashes(lab: Lab) -> list[str]:
 
 
 def run_plan(lab: Lab, plan: Plan, report: Callable[[RoundResult], None] = lambda r: None,
-             out_dir: Path | None = None) -> SoakResult:
+             out_dir: Path | None = None,
+             should_stop: Callable[[], bool] = lambda: False) -> SoakResult:
     """Every round in order, stopping at the first with a problem; then, if
     out_dir is given and a round failed, the timeline and the daemons' logs go
     there (the cluster is gone once the run ends)."""
     b = Bounds.of(lab.backend)
     out = SoakResult(plan)
     for k, rnd in enumerate(plan.rounds, 1):
+        if should_stop():
+            break
         res = run_round(lab, rnd, k, b)
         out.rounds.append(res)
         report(res)
