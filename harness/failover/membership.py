@@ -77,6 +77,16 @@ class Membership:
             self.mark_disconnected(peer, "send failed")
             return False
 
+    async def send_when_connected(self, pnn: int, msg: Message) -> None:
+        """send(), once pnn is connected again - for at most the keepalive bound."""
+        tun = self.state.tun
+        deadline = time.monotonic() + tun["KeepaliveInterval"] * tun["KeepaliveLimit"]
+        while time.monotonic() < deadline and not self.state.stopping.is_set():
+            if self.state.peers[pnn].connected and await self.send(pnn, msg):
+                return
+            await asyncio.sleep(0.05)
+        log.warning("reply %s to node %d dropped: not connected", msg.get("type"), pnn)
+
     async def broadcast(self, msg: Message, include_self: bool = False) -> None:
         targets = [p for p in self.state.connected_pnns() if include_self or p != self.state.pnn]
         await asyncio.gather(*(self.send(p, msg) for p in targets))
