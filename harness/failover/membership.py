@@ -59,6 +59,8 @@ class Membership:
         self.pending: dict[int, tuple[int, asyncio.Future[Message]]] = {}  # id -> asked
         self.conn_tasks: set[asyncio.Task] = set()  # incoming connections, for shutdown
         self.incoming: dict[int, set[asyncio.Task]] = {}  # pnn -> its incoming connections
+        self.last_tick = time.monotonic()  # the keepalive loop's last wake-up
+        self.frozen_until, self.frozen_for = 0.0, 0.0  # set after this process stood still
 
     # -- messaging ---------------------------------------------------------------
     async def send(self, pnn: int, msg: Message) -> bool:
@@ -282,10 +284,25 @@ class Membership:
                 fut.set_exception(ConnectionResetError(f"node {peer.pnn} disconnected"))
         self.events.disconnected(peer.pnn)
 
+    def stalled(self) -> float | None:
+        """Seconds this process stood still (SIGSTOP, a frozen VM) if that was
+        recent - its view of the cluster is older than the keepalive bound -
+        else None. Seen from the keepalive loop's wake-ups, late or missing."""
+        tun = self.state.tun
+        now = time.monotonic()
+        if now - self.last_tick > 2 * tun["KeepaliveInterval"] + 1:
+            return now - self.last_tick
+        return self.frozen_for if now < self.frozen_until else None
+
     async def keepalive_loop(self) -> None:
         tun = self.state.tun
         while True:
             await asyncio.sleep(tun["KeepaliveInterval"])
+            now = time.monotonic()
+            if now - self.last_tick > 2 * tun["KeepaliveInterval"] + 1:
+                self.frozen_for = now - self.last_tick
+                self.frozen_until = now + tun["KeepaliveInterval"] * tun["KeepaliveLimit"]
+            self.last_tick = now
             for peer in list(self.state.peers.values()):
                 if not peer.connected:
                     continue

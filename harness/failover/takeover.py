@@ -108,6 +108,15 @@ class Takeover:
     async def takeover_run(self) -> bool:
         st = self.state
         t0 = time.monotonic()
+        frozen = self.mesh.stalled()
+        if frozen is not None:
+            # a leader that stood still (SIGSTOP) wakes to every peer gone at
+            # once: allocating on that view handed it every IP while the
+            # others still held theirs. Its view is stale, so it steps down
+            # and a node that kept running leads the next run.
+            self.leadership.resign(f"this node stood still for {frozen:.1f} s; "
+                                   "its view of the cluster is stale")
+            return True
         timeout = float(st.tun["TakeoverTimeout"])
         pnns = st.connected_pnns()
         replies = await asyncio.gather(
