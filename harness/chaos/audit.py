@@ -40,9 +40,15 @@ def detection_bound(step: Step, b: Bounds) -> float:
     return b.detection() if step.effect == UNHEALTHY else b.keepalive
 
 
+LOCK_KEEPING = frozenset({"hang", "isolate"})
+"""Faults after which the node's daemon still holds the cluster lock: on the
+leader, nobody else can lead, so its IPs stay until it wakes or rejoins (as
+with ctdbd, whose lock helper keeps the lock); takeover is not measured."""
+
+
 def measure(tl: Timeline, step: Step, applied: Event, undone: float, b: Bounds,
-            ips: list[str]) -> tuple[list[Measure], list[str]]:
-    """(measures, problems) of one lone fault."""
+            ips: list[str], leader: int | None = None) -> tuple[list[Measure], list[str]]:
+    """(measures, problems) of one lone fault; `leader` as it was before it."""
     pnn = step.node
     if pnn is None or step.effect not in (UNHEALTHY, DISCONNECTED):
         return [], []
@@ -61,7 +67,8 @@ def measure(tl: Timeline, step: Step, applied: Event, undone: float, b: Bounds,
     out = [Measure(f"detection({step.effect})", flag.t - applied.t, bound)]
     held = [ip for ip, hs in address_holders(tl, at=applied, ips=ips).items()
             if f"n{pnn}" in hs]
-    if not held or undone - flag.t < b.takeover:
+    if not held or undone - flag.t < b.takeover or (pnn == leader
+                                                       and step.kind in LOCK_KEEPING):
         return out, []
     last = flag.t  # an IP already elsewhere before the flag (its interface gone) took 0 s
     for ip in held:

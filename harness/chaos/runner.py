@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness.assertions import Bounds
 from harness.backends.base import NotConverged
-from harness.chaos.audit import Measure, invariant_problems, measure
+from harness.chaos.audit import LOCK_KEEPING, Measure, invariant_problems, measure
 from harness.chaos.plan import STEADY_KINDS, Plan, Round
 from harness.faults import FaultError
 from harness.faults.base import Fault
@@ -66,6 +66,12 @@ def run_round(lab: Lab, rnd: Round, index: int, b: Bounds) -> RoundResult:
                   + [(t0 + s.offset + s.duration, False, k) for k, s in enumerate(rnd.steps)])
     applied: dict[int, Fault] = {}
     undone: dict[int, float] = {}
+    leader = None
+    if len(rnd.steps) == 1 and rnd.steps[0].kind in LOCK_KEEPING:
+        try:
+            leader = lab.backend.agreed_leader(5.0)
+        except NotConverged:
+            leader = None
     next_audit = t0 + AUDIT_EVERY
     try:
         for when, is_apply, k in todo:
@@ -101,7 +107,7 @@ def run_round(lab: Lab, rnd: Round, index: int, b: Bounds) -> RoundResult:
     res.problems += invariant_problems(tl, ips, b, t0, t1, excused)
     if len(rnd.steps) == 1 and 0 in applied and applied[0].apply_event is not None:
         ms, problems = measure(tl, rnd.steps[0], applied[0].apply_event, undone.get(0, t1),
-                               b, ips)
+                               b, ips, leader)
         res.measures += ms
         res.problems += problems + [f"{m.describe()} ({rnd.describe()})"
                                     for m in ms if not m.ok]
