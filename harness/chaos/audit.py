@@ -83,9 +83,17 @@ def measure(tl: Timeline, step: Step, applied: Event, undone: float, b: Bounds,
     return out, []
 
 
+SILENT_PEER = frozenset({"hang", "one-way-loss"})
+"""Faults that leave a node connected but silent until the keepalive declares
+it gone: a takeover run cannot read its IPs meanwhile and fails (as CTDB's),
+so any other node's takeover in that round may wait up to the keepalive bound."""
+
+
 def invariant_problems(tl: Timeline, ips: list[str], b: Bounds, since: float, until: float,
-                       excused: set[int]) -> list[str]:
-    """The invariants' violations that began in [since, until], as lines."""
-    found = find_violations(tl, ips, takeover_bound=b.takeover, allow_duplicates_on=excused,
+                       excused: set[int], kinds: frozenset[str] = frozenset()) -> list[str]:
+    """The invariants' violations that began in [since, until], as lines;
+    `kinds`: the round's fault kinds."""
+    bound = b.takeover + (b.keepalive if kinds & SILENT_PEER else 0.0)
+    found = find_violations(tl, ips, takeover_bound=bound, allow_duplicates_on=excused,
                             until=until)
     return [f"{v.what} (at {v.t - tl.t0:.2f} s)" for v in found if since <= v.t <= until]

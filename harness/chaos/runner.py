@@ -59,6 +59,7 @@ def run_round(lab: Lab, rnd: Round, index: int, b: Bounds) -> RoundResult:
     res = RoundResult(index, rnd)
     tl, ips = lab.timeline, _public_ips(lab)
     excused = {p for s in rnd.steps for p in s.excuse}
+    kinds = frozenset(s.kind for s in rnd.steps)
     t0 = time.monotonic()
     tl.note(f"chaos round {index}: {rnd.describe()}")
     # (when, apply?, step index); undo of a self-undoing fault is only its end
@@ -79,7 +80,8 @@ def run_round(lab: Lab, rnd: Round, index: int, b: Bounds) -> RoundResult:
                 time.sleep(max(0.0, min(when, next_audit) - time.monotonic()))
                 if time.monotonic() >= next_audit:
                     next_audit += AUDIT_EVERY
-                    res.problems += invariant_problems(tl, ips, b, t0, time.monotonic(), excused)
+                    res.problems += invariant_problems(tl, ips, b, t0, time.monotonic(), excused,
+                                                       kinds)
                     if res.problems:
                         return res
             step = rnd.steps[k]
@@ -104,7 +106,7 @@ def run_round(lab: Lab, rnd: Round, index: int, b: Bounds) -> RoundResult:
     except NotConverged as e:
         res.problems.append(f"no convergence after the round: {e}")
     t1 = time.monotonic()
-    res.problems += invariant_problems(tl, ips, b, t0, t1, excused)
+    res.problems += invariant_problems(tl, ips, b, t0, t1, excused, kinds)
     if len(rnd.steps) == 1 and 0 in applied and applied[0].apply_event is not None:
         ms, problems = measure(tl, rnd.steps[0], applied[0].apply_event, undone.get(0, t1),
                                b, ips, leader)
