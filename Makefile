@@ -15,7 +15,7 @@ APT_PKGS := iproute2 ethtool nftables iptables iputils-ping iputils-arping procp
 PYTEST_ARGS ?=
 CI_FILES := $(wildcard .github/workflows/*.yml)
 
-.PHONY: deps apt-deps pip-deps test test-host test-slow demo bench lint clean gc durations \
+.PHONY: deps apt-deps pip-deps test test-host test-slow demo bench soak lint clean gc durations \
         check-vagrant
 
 ifdef DRY_RUN
@@ -65,6 +65,15 @@ demo: deps
 
 bench: deps
 	$(PY) -m harness bench
+
+# A chaos soak, a benchmark and not a test: random faults from the whole
+# catalogue on 5 nodes with the invariants audited throughout; 50 on the
+# native implementation, 10 on ctdbd. A violation stops it (exit 1) and
+# prints the seed and the sequence (`harness chaos --help`).
+SOAK_SEED ?= 1
+soak: deps
+	$(PY) -m harness chaos --nodes 5 --faults 50 --seed $(SOAK_SEED)
+	$(PY) -m harness chaos --nodes 5 --faults 10 --seed $(SOAK_SEED) --backend ctdb
 
 gc: deps
 	$(PY) -m harness gc

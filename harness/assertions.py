@@ -206,11 +206,55 @@ def _unhealthy_spans(tl: Timeline, pnn: int, end: float) -> list[tuple[float, fl
 DATING_GRACE = 0.1
 
 
+RECORDER_START_S = 10.0
+"""How long Recorder.start() waits for every recorder's first pass."""
+
+
+def blind_spots(tl: Timeline, end: float) -> list[Violation]:
+    """Where the recorders were not looking, so the invariants would pass vacuously:
+    a recorder.error (a recorder died or dropped what it read), and a status
+    poller whose status.beat events are missing or report a gap between polls
+    over their bound. Only pollers the timeline's recorder.start names are
+    checked: a timeline recorded without pollers promises nothing about them."""
+    out = [Violation(f"recorder {e.data.get('component') or e.data.get('ns')} failed: "
+                     f"{e.data.get('error')}", e.t) for e in tl.events("recorder.error")]
+    for start in tl.events("recorder.start", source="recorder"):
+        stop = tl.first("recorder.stop", after=start, source="recorder")
+        until = min(end, stop.t) if stop is not None else end
+        for name in start.data.get("components") or ():
+            if not str(name).startswith("status:"):
+                continue
+            pnn = int(str(name).split(":", 1)[1])
+            beats = tl.events("status.beat", node=pnn, source="status", since=start.t,
+                              until=until)
+            if not beats:
+                if until - start.t > RECORDER_START_S * time_scale():
+                    out.append(Violation(f"{name} never sent a heartbeat", start.t))
+                continue
+            # beats come about every `every` s; each says how long a pass may take
+            last = beats[0].t
+            for b in beats:
+                bound = float(b.data["bound"])
+                silence = max(float(b.data["max_gap"]), b.t - last - float(b.data["every"]))
+                if silence > bound:
+                    out.append(Violation(f"{name}'s polls stopped for {silence:.2f} s "
+                                         f"(bound {bound:.2f} s): nobody looked meanwhile", b.t))
+                last = b.t
+            tail = until - last - float(beats[-1].data["every"])
+            if tail > float(beats[-1].data["bound"]):
+                out.append(Violation(f"{name} sent no heartbeat for the last {until - last:.2f} s "
+                                     f"(bound {beats[-1].data['bound']} s + "
+                                     f"{beats[-1].data['every']} s)", last))
+    return out
+
+
 def find_violations(tl: Timeline, ips: Iterable[str], *, takeover_bound: float,
                     allow_duplicates_on: Iterable[int] = (),
                     arp_grace: float = 0.25, dating_grace: float = DATING_GRACE,
                     until: float | None = None) -> list[Violation]:
     """Check the whole timeline:
+    - the recorders were looking all along (blind_spots): otherwise every
+      other check here could pass for want of events;
     - no public IP held by two node namespaces at once (split brain) for longer
       than dating_grace (times the VM's time scale), except on nodes named in
       allow_duplicates_on (a killed daemon cannot remove its IPs);
@@ -224,6 +268,7 @@ def find_violations(tl: Timeline, ips: Iterable[str], *, takeover_bound: float,
     held: dict[str, set[str]] = {ip: set() for ip in want}
     # events come only on change: the observation lasts until now (or `until`)
     end = time.monotonic() if until is None else until
+    out += blind_spots(tl, end)
     history: dict[str, list[tuple[float, frozenset[str]]]] = {ip: [(0.0, frozenset())]
                                                               for ip in want}
     # when the current overlap of two live holders began, per IP, and who held it

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 
 from harness import demo, hostcheck, runs, stats
 from harness.backends import ctdb_install
+from harness.chaos import command as chaos_command
 from harness.cluster import Cluster
-from harness.cmdline import UsageError, bonds_from_specs
+from harness.cmdline import UsageError, bonds_from_specs, positive_int
 from harness.ctdb_import import CtdbImportError, format_mapping, import_ctdb_dir
 from harness.labs import commands as lab_commands
 from harness.report import command as report_command
@@ -105,16 +106,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
-    return v
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=__doc__)
     p.add_argument("--ctdb-prefix", metavar="DIR", default=None,
@@ -140,8 +131,8 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--save-mapping", metavar="FILE", help="write the mapping as JSON")
     imp.set_defaults(fn=cmd_import_ctdb)
     b = sub.add_parser("bench", help="build+teardown medians (a benchmark, not a test)")
-    b.add_argument("--nodes", type=_positive, nargs="+", default=[3, 16, 64])
-    b.add_argument("--repeat", type=_positive, default=7)
+    b.add_argument("--nodes", type=positive_int, nargs="+", default=[3, 16, 64])
+    b.add_argument("--repeat", type=positive_int, default=7)
     b.set_defaults(fn=cmd_bench)
     _add_late_commands(sub)
     return p
@@ -151,6 +142,7 @@ def _add_late_commands(sub: argparse._SubParsersAction) -> None:
     """Commands that live in their own modules (demo, stats, run, the lab commands)."""
     demo.add_parser(sub)
     stats.add_parser(sub)
+    chaos_command.add_parser(sub)
     scenario_command.add_parser(sub)
     report_command.add_parser(sub)
     lab_commands.add_parsers(sub)

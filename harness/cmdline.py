@@ -7,6 +7,7 @@ import this, never harness.cli, so nothing imports upwards.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 from harness.ctdb_import import parse_bond_spec
@@ -40,3 +41,14 @@ def bonds_from_specs(specs: Sequence[str]) -> dict[str, Bond]:
             raise UsageError(f"--bond {name} is given twice; give each bond once")
         bonds[name] = bond
     return bonds
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of 1 or more (argparse prints the message)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
+    return v

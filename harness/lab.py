@@ -176,13 +176,18 @@ def started_backend(cluster: Cluster, backend: str | type[Backend],
 def recording(cluster: Cluster, timeline: Timeline, backend: Backend | None,
               **recorder_kw: Any) -> Iterator[Recorder]:
     """Every recorder of the cluster writing to `timeline`, stopped afterwards.
-    Keywords go to Recorder (poll_interval, probe, probe_period, ...)."""
+    Keywords go to Recorder (poll_interval, probe, probe_period, ...).
+    A recorder that died or missed its heartbeat raises RecorderError at the
+    end (unless the block already failed): its timeline proves nothing."""
     rec = Recorder(cluster, timeline, backend, **recorder_kw)
     rec.start()
     try:
         yield rec
-    finally:
+    except BaseException:
         rec.stop()
+        raise
+    rec.stop()
+    rec.check()
 
 
 @contextlib.contextmanager

@@ -88,8 +88,11 @@ class Daemon:
         if handler is None:
             return
         reply = await handler(src, msg)
-        if reply is not None:
-            await self.mesh.send(src, reply)
+        if reply is not None and not await self.mesh.send(src, reply):
+            # asked on a connection the asker opened a moment before ours to
+            # it is up: the reply waits for ours instead of being lost (the
+            # asker would wait its whole timeout, 9 s in a takeover run)
+            self.state.spawn(self.mesh.send_when_connected(src, reply), f"reply-{src}")
 
     async def connected(self, pnn: int) -> None:
         await self.mesh.send(pnn, self.monitor.flags_msg())

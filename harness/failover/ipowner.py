@@ -29,6 +29,9 @@ class IpOwner:
         self.state = state
         self.kernel = kernel
         self.tickles = tickles
+        # takes and releases one at a time: a release that arrives while a take
+        # (of an earlier, timed-out run) is still adding the address must see it
+        self.lock = asyncio.Lock()
 
     async def held(self) -> dict[IPv4, str]:
         """Public IPs present in this node's kernel -> interface."""
@@ -57,6 +60,10 @@ class IpOwner:
         return min(ups, key=lambda i: sum(1 for dev in held.values() if dev == i))
 
     async def take_ip(self, ip: IPv4) -> bool:
+        async with self.lock:
+            return await self._take_ip(ip)
+
+    async def _take_ip(self, ip: IPv4) -> bool:
         held = await self.held()
         if ip in held:
             return True
@@ -102,6 +109,10 @@ class IpOwner:
             await self.tickles.taken_over(ip, conns)
 
     async def release_ip(self, ip: IPv4) -> bool:
+        async with self.lock:
+            return await self._release_ip(ip)
+
+    async def _release_ip(self, ip: IPv4) -> bool:
         held = await self.held()
         if ip not in held:
             return True

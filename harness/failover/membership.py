@@ -58,6 +58,9 @@ class Membership:
         self.ids = itertools.count(1)
         self.pending: dict[int, tuple[int, asyncio.Future[Message]]] = {}  # id -> asked
         self.conn_tasks: set[asyncio.Task] = set()  # incoming connections, for shutdown
+        self.incoming: dict[int, set[asyncio.Task]] = {}  # pnn -> its incoming connections
+        self.last_tick = time.monotonic()  # the keepalive loop's last wake-up
+        self.frozen_until, self.frozen_for = 0.0, 0.0  # set after this process stood still
 
     # -- messaging ---------------------------------------------------------------
     async def send(self, pnn: int, msg: Message) -> bool:
@@ -76,6 +79,16 @@ class Membership:
             self.mark_disconnected(peer, "send failed")
             return False
 
+    async def send_when_connected(self, pnn: int, msg: Message) -> None:
+        """send(), once pnn is connected again - for at most the keepalive bound."""
+        tun = self.state.tun
+        deadline = time.monotonic() + tun["KeepaliveInterval"] * tun["KeepaliveLimit"]
+        while time.monotonic() < deadline and not self.state.stopping.is_set():
+            if self.state.peers[pnn].connected and await self.send(pnn, msg):
+                return
+            await asyncio.sleep(0.05)
+        log.warning("reply %s to node %d dropped: not connected", msg.get("type"), pnn)
+
     async def broadcast(self, msg: Message, include_self: bool = False) -> None:
         targets = [p for p in self.state.connected_pnns() if include_self or p != self.state.pnn]
         await asyncio.gather(*(self.send(p, msg) for p in targets))
@@ -91,6 +104,9 @@ class Membership:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             log.error("no reply from node %d to %s within %.1f s", pnn, msg["type"], timeout)
+            return None
+        except ConnectionResetError as e:
+            log.error("no reply from node %d to %s: %s", pnn, msg["type"], e)
             return None
         finally:
             self.pending.pop(rid, None)
@@ -140,6 +156,8 @@ class Membership:
                 raise schema.BadMessage("pnn", f"claims node {src}, whose address is "
                                                f"{self.state.peers[src].address}")
             self.state.peers[src].last_rx = time.monotonic()
+            if task is not None:  # ended when src is declared DISCONNECTED
+                self.incoming.setdefault(src, set()).add(task)
             await self.read_loop(src, who, rx, reader)
         except wire.BadFrame as e:
             self.reject(who, "frame", f"connection dropped: {e}")
@@ -152,6 +170,15 @@ class Membership:
             writer.close()
             if task is not None:
                 self.conn_tasks.discard(task)
+                for tasks in self.incoming.values():
+                    tasks.discard(task)
+
+    def drop_incoming(self, pnn: int) -> None:
+        """End every incoming connection from pnn (but the caller's own)."""
+        me = asyncio.current_task()
+        for t in list(self.incoming.pop(pnn, ())):
+            if t is not me:
+                t.cancel()
 
     async def read_loop(self, src: int, who: str, rx: wire.Receiver,
                         reader: asyncio.StreamReader) -> None:
@@ -238,16 +265,44 @@ class Membership:
             return
         peer.connected = False
         if peer.writer is not None:
-            peer.writer.close()
+            # abort, not close: a close lets the kernel retransmit what is still
+            # queued, and once a partition heals the peer would read those
+            # frames (a flags change from before it) as news
+            peer.writer.transport.abort()
             peer.writer = None
             peer.sender = None
+        # and what it sent us on its connections before it was declared gone
+        # is stale too: seen late (TCP retransmits after a partition), an old
+        # `flags` message marked a healthy node UNHEALTHY again
+        self.drop_incoming(peer.pnn)
         log.log(NOTICE, "node %d is now DISCONNECTED (%s)", peer.pnn, why)
+        # its unanswered requests end now, not at their timeout: a takeover run
+        # waiting TakeoverTimeout (9 s) for a node that is gone holds up the
+        # takeover of that very node's IPs
+        for asked, fut in self.pending.values():
+            if asked == peer.pnn and not fut.done():
+                fut.set_exception(ConnectionResetError(f"node {peer.pnn} disconnected"))
         self.events.disconnected(peer.pnn)
+
+    def stalled(self) -> float | None:
+        """Seconds this process stood still (SIGSTOP, a frozen VM) if that was
+        recent - its view of the cluster is older than the keepalive bound -
+        else None. Seen from the keepalive loop's wake-ups, late or missing."""
+        tun = self.state.tun
+        now = time.monotonic()
+        if now - self.last_tick > 2 * tun["KeepaliveInterval"] + 1:
+            return now - self.last_tick
+        return self.frozen_for if now < self.frozen_until else None
 
     async def keepalive_loop(self) -> None:
         tun = self.state.tun
         while True:
             await asyncio.sleep(tun["KeepaliveInterval"])
+            now = time.monotonic()
+            if now - self.last_tick > 2 * tun["KeepaliveInterval"] + 1:
+                self.frozen_for = now - self.last_tick
+                self.frozen_until = now + tun["KeepaliveInterval"] * tun["KeepaliveLimit"]
+            self.last_tick = now
             for peer in list(self.state.peers.values()):
                 if not peer.connected:
                     continue

@@ -108,11 +108,30 @@ class Takeover:
     async def takeover_run(self) -> bool:
         st = self.state
         t0 = time.monotonic()
+        frozen = self.mesh.stalled()
+        if frozen is not None:
+            # a leader that stood still (SIGSTOP) wakes to every peer gone at
+            # once: allocating on that view handed it every IP while the
+            # others still held theirs. Its view is stale, so it steps down
+            # and a node that kept running leads the next run.
+            self.leadership.resign(f"this node stood still for {frozen:.1f} s; "
+                                   "its view of the cluster is stale")
+            return True
         timeout = float(st.tun["TakeoverTimeout"])
         pnns = st.connected_pnns()
         replies = await asyncio.gather(
             *(self.mesh.request(p, {"type": "get_ips"}, timeout) for p in pnns))
         info = {p: r for p, r in zip(pnns, replies, strict=True) if r is not None}
+        silent = [p for p in pnns if p not in info]
+        if silent:
+            # as ctdb_takeover_run: a connected node whose IPs cannot be read
+            # fails the run. Taken as disconnected, its IPs would be handed to
+            # others while it still holds them (a split brain between healthy
+            # nodes whenever a reply is lost or late); it is retried instead,
+            # until the node answers or the keepalive declares it gone.
+            log.error("takeover run: no `ips` reply from connected node(s) %s; retrying",
+                      ",".join(map(str, silent)))
+            return False
         # in the allocator's address type: its answer comes back keyed by it
         current: dict[IPAddress, int] = {ip: -1 for ip in st.assignment}
         holders: dict[IPAddress, list[int]] = {ip: [] for ip in st.assignment}
@@ -136,21 +155,32 @@ class Takeover:
             algorithm=Algorithm.from_tunable(st.tun["IPAllocAlgorithm"]),
             no_ip_failback=bool(st.tun["NoIPFailback"]),
             no_ip_takeover=bool(st.tun["NoIPTakeover"])))
-        releases = [(p, ip) for ip, hs in holders.items() for p in hs if p != new[ip]]
+        # As ctdb_takeover_run: first every connected node releases every IP it
+        # is not to hold - not only the holders the `ips` replies named, which
+        # may be stale (a take still under way from an earlier, timed-out run) -
+        # and only once all of them confirmed does any node take an IP. A
+        # release that failed or timed out fails the run before any take, or
+        # the new holder would add the address while the old one still has it.
+        releases = [(p, ip) for ip in new for p in info if p != new[ip]]
         res = await asyncio.gather(
             *(self.mesh.request(p, {"type": "release_ip", "ip": str(ip)}, timeout)
               for p, ip in releases))
-        ok = all(r is not None and r["ok"] for r in res)
+        failed = [f"{ip} on node {p}" for (p, ip), r in zip(releases, res, strict=True)
+                  if r is None or not r["ok"]]
+        if failed:
+            log.error("takeover run: release failed (%s); no IP taken in this run",
+                      ", ".join(failed))
+            return False
         takes = [(p, ip) for ip, p in new.items() if p >= 0 and p not in holders[ip]]
         res = await asyncio.gather(
             *(self.mesh.request(p, {"type": "take_ip", "ip": str(ip)}, timeout)
               for p, ip in takes))
-        ok = ok and all(r is not None and r["ok"] for r in res)
+        ok = all(r is not None and r["ok"] for r in res)
         assignment = {str(ip): p for ip, p in new.items()}
         await asyncio.gather(*(self.mesh.request(p, {"type": "ipreallocated",
                                                      "assignment": assignment}, timeout)
                                for p in st.connected_pnns()))
-        log.info("takeover run finished in %.3f s (%d released, %d taken)",
+        log.info("takeover run finished in %.3f s (%d releases asked, %d taken)",
                  time.monotonic() - t0, len(releases), len(takes))
         return ok
 

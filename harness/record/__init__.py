@@ -22,7 +22,8 @@ for the client and switch namespaces; data keys after the colon):
     addr.add / addr.del: ip, prefixlen (+ initial=True for the starting state)
   [status]   flags: flags (list, ["OK"] if none), prev, by (the polled node),
              latency_ms; holder: ip, pnn (None = unassigned), prev, by;
-             ctl.error: cmd, error; ctl.ok: cmd   (initial=True on first sight)
+             ctl.error: cmd, error; ctl.ok: cmd   (initial=True on first sight);
+             status.beat: polls, max_gap, bound, every (about once a second)
   [log]      log: line, path
   [probe]    probe.arp, probe.icmp, probe.neigh, probe.garp, probe.start,
              probe.stop, probe.error (see harness.record.probe)
@@ -46,7 +47,7 @@ from harness.record.logs import LogFollower, LogSpec
 from harness.record.netlink import NetlinkListener
 from harness.record.outages import Outage, outages
 from harness.record.probe import ClientProber, arp_probe_frame, icmp_echo, mac_str
-from harness.record.recorder import Recorder
+from harness.record.recorder import Recorder, RecorderError
 from harness.record.status import CtlFn, StatusPoller, ip_holders, status_flags
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "Outage",
     "Predicate",
     "Recorder",
+    "RecorderError",
     "RecorderStats",
     "RecorderThread",
     "StatusPoller",

@@ -5,6 +5,13 @@ is a thread that owns its sockets or files and ends when its stop flag is
 set. They measure their own CPU, so the overhead of recording is known per
 test. A recorder that fails says so on the timeline instead of raising: the
 test goes on, and the Recorder refuses to start when one failed to get going.
+
+A check that reads a timeline cannot tell "nothing happened" from "nobody
+was looking". So each recorder also beats once per pass of its loop and
+knows how long a pass may take (`beat_bound`); one that died, never beat, or
+fell silent for longer than its bound plus HEARTBEAT_SLACK is named by
+heartbeat_problem(), and the Recorder turns that into a RecorderError at the
+end: a test whose recorders were not watching fails instead of passing.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from harness.record.events import Event, Timeline
+from harness.wait import time_scale
+
+HEARTBEAT_SLACK = 2.0
+"""Seconds (times the VM's time scale) a pass may overrun its bound: a thread
+on a loaded 2-core machine waits for the GIL and the scheduler."""
 
 
 @dataclass
@@ -31,6 +43,8 @@ class RecorderStats:
     messages: int = 0
     overruns: int = 0
     errors: list[str] = field(default_factory=list)
+    beats: int = 0
+    max_gap_s: float = 0.0  # longest silence between two beats
 
 
 class RecorderThread:
@@ -44,9 +58,14 @@ class RecorderThread:
     select timeout.
     """
 
+    beat_bound: float = 1.0
+    """Longest a pass of run()'s loop may take here (host seconds); subclasses set it."""
+
     def __init__(self, name: str, timeline: Timeline, stop: threading.Event | None = None, *,
                  wake_pipe: bool = False) -> None:
         self.name = name
+        self.last_beat: float | None = None
+        self.ended_at: float | None = None
         self.timeline = timeline
         self.stop_flag = stop if stop is not None else threading.Event()
         self.stats = RecorderStats(name)
@@ -67,6 +86,30 @@ class RecorderThread:
         """Record an event dated `t` and count it as this recorder's."""
         self.stats.events += 1
         return self.timeline.add(Event(t, source, kind, node, data))
+
+    def beat(self) -> None:
+        """One pass of the loop done: the recorder is alive and looking."""
+        now = time.monotonic()
+        if self.last_beat is not None:
+            self.stats.max_gap_s = max(self.stats.max_gap_s, now - self.last_beat)
+        self.last_beat = now
+        self.stats.beats += 1
+
+    def heartbeat_problem(self, until: float | None = None) -> str | None:
+        """None if the recorder looked all along (up to `until`, or its end), else why not."""
+        if self.error is not None:
+            return f"{self.name} died: {type(self.error).__name__}: {self.error}"
+        if self.thread is None:
+            return None
+        if self.last_beat is None:
+            return f"{self.name} never beat"
+        end = self.ended_at if self.ended_at is not None else time.monotonic()
+        end = min(end, until) if until is not None else end
+        gap = max(self.stats.max_gap_s, end - self.last_beat)
+        bound = self.beat_bound + HEARTBEAT_SLACK * time_scale()
+        if gap > bound:
+            return f"{self.name} missed its heartbeat: silent for {gap:.2f} s (bound {bound:.2f} s)"
+        return None
 
     @property
     def wake_fd(self) -> int:
@@ -109,7 +152,8 @@ class RecorderThread:
             self.stats.errors.append(f"{type(e).__name__}: {e}")
             self.report_error(e)
         finally:
-            self.stats.wall_s = time.monotonic() - w0
+            self.ended_at = time.monotonic()
+            self.stats.wall_s = self.ended_at - w0
             with self._wake_lock:
                 fds, self._wake_fds = self._wake_fds, None
             for fd in fds or ():

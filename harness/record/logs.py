@@ -38,6 +38,7 @@ class LogFollower(RecorderThread):
         self.spec = spec
         self.regex = re.compile(spec.pattern) if spec.pattern else None
         self.interval = interval
+        self.beat_bound = interval
 
     def run(self) -> None:
         with self.counting_cpu():
@@ -60,6 +61,7 @@ class LogFollower(RecorderThread):
                 pass
             self.ready.set()
             while True:
+                self.beat()
                 stopping = self.stop_flag.is_set()
                 if f is None:
                     with contextlib.suppress(FileNotFoundError):

@@ -28,6 +28,7 @@ from harness.rtnl import LinkView, decode_events, link_view
 
 SO_RCVBUFFORCE = 33
 NETLINK_RCVBUF = 8 << 20
+SELECT_TIMEOUT = 1.0  # a quiet namespace still beats once a second
 
 
 class NetlinkListener(RecorderThread):
@@ -37,6 +38,8 @@ class NetlinkListener(RecorderThread):
     there, checks the socket's namespace, binds to the groups and only then
     dumps the current state, so nothing between dump and subscription is lost.
     """
+
+    beat_bound = SELECT_TIMEOUT
 
     def __init__(self, netns_name: str, label: str, node: int | None, timeline: Timeline,
                  stop: threading.Event) -> None:
@@ -77,7 +80,8 @@ class NetlinkListener(RecorderThread):
             self._resync(route, time.monotonic(), initial=True)
             self.ready.set()
             while not self.stop_flag.is_set():
-                rd, _, _ = select.select([sock.socket, wake], [], [], 1.0)
+                self.beat()
+                rd, _, _ = select.select([sock.socket, wake], [], [], SELECT_TIMEOUT)
                 if wake in rd:
                     os.read(wake, 64)
                 if sock.socket not in rd:

@@ -140,6 +140,7 @@ class ClientProber(RecorderThread):
         self.ips = targets
         self.period = period
         self.timeout = timeout if timeout is not None else max(period, 0.1)
+        self.beat_bound = max(self.period, self.timeout)  # the longest select() of a pass
         self.duration = duration
         self.max_rounds = max_rounds
         self.iface = iface
@@ -239,6 +240,7 @@ class ClientProber(RecorderThread):
         nxt = t_start
         seq = 0
         while True:
+            self.beat()
             now = time.monotonic()
             done = (self.stop_flag.is_set() or now >= end
                     or (self.max_rounds is not None and self.rounds >= self.max_rounds))

@@ -19,6 +19,11 @@ from harness.record.status import CtlFn, StatusPoller
 from harness.wait import time_scale
 
 
+class RecorderError(AssertionError):
+    """A recorder died or missed its heartbeat during the test: what the
+    timeline says (and the invariants checked on it) cannot be trusted."""
+
+
 class Recorder:
     """All recorders of one test, started and stopped together.
 
@@ -79,7 +84,7 @@ class Recorder:
             pnns = [n.pnn for n in cluster.nodes] if poll_nodes is None else list(poll_nodes)
             for pnn in pnns:
                 self.components.append(StatusPoller(pnn, ctl, timeline, stop, poll_interval,
-                                                    ips=poll_ips))
+                                                    ips=poll_ips, ctl_timeout=ctl_timeout))
         specs = list(logs)
         if backend is not None and hasattr(backend, "log_path") and follow_backend_logs:
             specs += [LogSpec(Path(backend.log_path(n.pnn)), n.pnn, log_pattern)
@@ -91,6 +96,7 @@ class Recorder:
                 self.probers.append(ClientProber(cluster, timeline, client=c,
                                                  period=probe_period, duration=probe_max_s))
         self.t_start = self.t_stop = 0.0
+        self.problems: list[str] = []  # set by stop(): recorders that were not watching
 
     def start(self, timeout: float = 10.0) -> Recorder:
         """Start every recorder; return once each has its initial state."""
@@ -131,14 +137,25 @@ class Recorder:
             c.join(5.0)
         self.t_stop = time.monotonic()
         stuck = [c.name for c in self.components if c.running()]
+        self.problems = [why for c in [*self.components, *self.probers]
+                         if (why := c.heartbeat_problem(until=self.t_stop)) is not None]
+        self.problems += [f"{name} did not stop" for name in stuck]
         self.timeline.mark("recorder", "recorder.stop", None, events=len(self.timeline),
                            cpu_s=round(self.cpu_seconds(), 4), stuck=stuck)
+
+    def check(self) -> None:
+        """Raise RecorderError if a recorder died, fell silent or hung (after stop())."""
+        if self.problems:
+            raise RecorderError("the recorders were not watching all along, so the timeline "
+                                "cannot be trusted: " + "; ".join(self.problems))
 
     def __enter__(self) -> Recorder:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.stop()
+        if exc_type is None:
+            self.check()
 
     # -- overhead -----------------------------------------------------------------
     def stats(self) -> list[RecorderStats]:

@@ -2,7 +2,10 @@
 
 Event kinds (source "status"): flags (a node's flags as one node sees them),
 holder (who holds a public IP), ctl.error / ctl.ok (the ctl stopped or
-started answering); their data is listed in harness.record. Both
+started answering), status.beat (about once a second: the poller is polling,
+and the longest gap between its polls since the last beat; the invariant
+check refuses a timeline whose polls have gaps over `bound`); their data is
+listed in harness.record. Both
 implementations' `ctdb -X` output is read by harness.ctdb.output.
 """
 
@@ -15,10 +18,12 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from harness.ctdb import parse_ip, parse_status
-from harness.record.component import RecorderThread
+from harness.record.component import HEARTBEAT_SLACK, RecorderThread
 from harness.record.events import Timeline
+from harness.wait import time_scale
 
 CtlFn = Callable[..., str]
+BEAT_EVENT_EVERY = 1.0  # seconds between status.beat events
 P = TypeVar("P")
 
 
@@ -55,9 +60,14 @@ class StatusPoller(RecorderThread):
     """
 
     def __init__(self, pnn: int, ctl: CtlFn, timeline: Timeline, stop: threading.Event,
-                 interval: float = 0.1, ips: bool = True) -> None:
+                 interval: float = 0.1, ips: bool = True, ctl_timeout: float = 3.0) -> None:
         super().__init__(f"status:{pnn}", timeline, stop)
         self.pnn, self.ctl, self.interval, self.poll_ips = pnn, ctl, interval, ips
+        # a pass: the interval, then `status` and `ip`, each of which a hung
+        # daemon holds until the ctl's timeout
+        self.beat_bound = interval + (2 if ips else 1) * ctl_timeout
+        self._beat_event_at = 0.0
+        self._poll_gap = 0.0  # longest gap between polls since the last status.beat
         self.flags: dict[int, tuple[str, ...]] = {}
         self.holders: dict[str, int | None] = {}
         self.failing: dict[str, str] = {}
@@ -72,6 +82,7 @@ class StatusPoller(RecorderThread):
                 if self.poll_ips:
                     self._poll_ips()
                 self.polls += 1
+                self._beat_and_mark()
                 if first:
                     self.ready.set()
                     first = False
@@ -80,6 +91,20 @@ class StatusPoller(RecorderThread):
                 if nxt < now:  # a slow ctl: skip the ticks it missed
                     nxt = now + self.interval
                 self.stop_flag.wait(nxt - now if nxt > now else 0)
+
+    def _beat_and_mark(self) -> None:
+        """Beat; about once a second, put the polls' health on the timeline too."""
+        prev = self.last_beat
+        self.beat()
+        now = self.last_beat or time.monotonic()
+        if prev is not None:
+            self._poll_gap = max(self._poll_gap, now - prev)
+        if now - self._beat_event_at >= BEAT_EVENT_EVERY:
+            self.emit("status", "status.beat", self.pnn, now, polls=self.polls,
+                      max_gap=round(self._poll_gap, 3),
+                      bound=round(self.beat_bound + HEARTBEAT_SLACK * time_scale(), 3),
+                      every=BEAT_EVENT_EVERY)
+            self._beat_event_at, self._poll_gap = now, 0.0
 
     def _ask(self, what: str, parse: Callable[[str], P]) -> Answer[P] | None:
         """Run `ctl -X what` and parse it; None (after a ctl.error event the

@@ -1,5 +1,6 @@
 """Runs never collide, dead runs are reaped, live ones never are, the host is untouched."""
 
+import json
 import os
 import signal
 import subprocess
@@ -10,37 +11,57 @@ from tenacity import retry, stop_after_delay, wait_fixed
 
 from harness import hostcheck, netns, runs
 from harness.cluster import Cluster
-from harness.faults import AdminDown, PullCable
+from harness.faults import AdminDown, Partition, PullCable
 from harness.topology import default_topology
 
-CHILD = textwrap.dedent("""
-    import sys, time
-    from harness import runs
-    from harness.cluster import Cluster
-    from harness.topology import default_topology
-    state = runs.RunState(runs.new_run_id()).claim()
-    c = Cluster.create(default_topology().plain(), state)
-    c.nodes[0].spawn(["sleep", "600"], "sleeper")
-    print(state.run_id, flush=True)
-    time.sleep(600)
+VICTIM = textwrap.dedent("""
+    import json, os, threading
+    from pathlib import Path
+
+    def test_victim(lab):
+        pids = [lab.backend.daemon_pid(n.pnn) for n in lab.cluster.nodes]
+        out = Path(os.environ["VICTIM_OUT"])
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"run": lab.cluster.run_id, "pid": os.getpid(),
+                                   "daemons": pids}))
+        tmp.rename(out)
+        threading.Event().wait(600)  # mid-test: the outer test kills this process here
 """)
 
 
-def test_kill_9_mid_run_then_reaper_leaves_nothing(cluster):
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+def test_pytest_killed_mid_test_then_reaper_leaves_nothing(cluster, tmp_path):
+    """A real pytest session, in the middle of a test with a running native
+    cluster (daemons, recorders, faults), SIGKILLed: its teardown never
+    runs. The reaper, scoped to that run, removes all of it."""
+    case = tmp_path / "test_victim.py"
+    case.write_text(VICTIM)
+    out = tmp_path / "victim.json"
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--backend", "native",
+         "--rootdir", str(tmp_path), str(case)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": os.getcwd(), "VICTIM_OUT": str(out)})
     try:
-        rid = child.stdout.readline().strip()
-        dead = runs.RunState(rid)
-        assert len(dead.namespaces()) == 5 and dead.live_processes()
-        sleeper = dead.live_processes()[0]
+        @retry(stop=stop_after_delay(120), wait=wait_fixed(0.1), reraise=True)
+        def mid_test() -> dict:
+            assert victim.poll() is None, "the victim session ended by itself"
+            return json.loads(out.read_text())
+        seen = mid_test()
     finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
-    removed = runs.reap()
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+    assert seen["pid"] == victim.pid  # the test ran in the pytest process that was killed
+    rid = seen["run"]
+    dead = runs.RunState(rid)
+    assert not dead.is_alive()
+    assert dead.namespaces() and dead.live_processes()  # left behind, daemons still running
+    daemons = [p for p in dead.processes() if p.pid in seen["daemons"]]
+    assert len(daemons) == len(seen["daemons"])
+    removed = runs.reap(only=(rid,))
     assert f"netns fth-{rid}-n0" in removed
-    assert dead.namespaces() == [] and not dead.dir.exists()
-    assert not runs.alive(sleeper.pid, sleeper.start)
+    assert dead.namespaces() == [] and netns.list_netns(f"fth-{rid}-") == []
+    assert dead.mounts() == [] and not dead.dir.exists()
+    assert not any(runs.alive(p.pid, p.start) for p in daemons)
     # the live run (this test's cluster) was not touched
     assert len(cluster.state.namespaces()) == 5 and cluster.state.dir.exists()
     cluster.nodes[0].run(["true"])
@@ -68,15 +89,35 @@ def test_leak_audit_sees_what_teardown_missed():
     assert c.leftovers() == []
 
 
-def test_host_links_addresses_routes_unchanged_by_a_cluster_and_faults():
+def test_host_check_unchanged_by_a_cluster_and_faults():
+    """Links, addresses, routes, nft ruleset, net sysctls and mounts of the host:
+    a cluster's own rules, sysctls and namespace mounts stay out of them."""
     before = hostcheck.host_snapshot()
+    assert before["sysctls"] and before["mounts"] and "nft" in before
     state = runs.RunState(runs.new_run_id()).claim()
     with Cluster.create(default_topology().plain(), state) as c:
         PullCable(c, 0, "eth1").apply()
         AdminDown(c, 1, "eth1").apply()
         c.nodes[2].run(["ip", "addr", "add", "203.0.113.201/24", "dev", "eth1"])
+        Partition(c, [[0], [1, 2]]).apply()  # nftables rules, in the switch's namespace
+        c.nodes[1].run(["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=2"])
+        c.nodes[1].run(["nft", "add", "table", "inet", "fth_probe"])
+        assert hostcheck.diff_snapshots(before, hostcheck.host_snapshot()) == []
     state.remove()
     assert hostcheck.diff_snapshots(before, hostcheck.host_snapshot()) == []
+
+
+def test_host_check_names_what_changed():
+    before = hostcheck.host_snapshot()
+    after = {k: list(v) for k, v in before.items()}
+    after["nft"] = [*after["nft"], ("table inet stray {",)]
+    after["sysctls"] = [(p, "1" if p == "ipv4/ip_forward" and v == "0" else
+                         "0" if p == "ipv4/ip_forward" else v) for p, v in after["sysctls"]]
+    after["mounts"] = [*after["mounts"], ("/mnt/stray", "tmpfs", "tmpfs")]
+    diff = hostcheck.diff_snapshots(before, after)
+    assert "nft: added ('table inet stray {',)" in diff
+    assert "mounts: added ('/mnt/stray', 'tmpfs', 'tmpfs')" in diff
+    assert any(d.startswith("sysctls: added ('ipv4/ip_forward'") for d in diff)
 
 
 def test_two_clusters_at_once_under_xdist(tmp_path):

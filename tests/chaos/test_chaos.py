@@ -1,0 +1,72 @@
+"""The chaos soak's parts: a seed gives one fault sequence (so a failure
+replays), drawn from the whole catalogue; ddmin shrinks a failing sequence;
+bad input is one line; and a tiny soak on the native implementation runs
+clean, its faults measured against their bounds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from harness.chaos.command import soak
+from harness.chaos.plan import BOND_ONLY, KINDS, make_plan
+from harness.chaos.shrink import ddmin
+from harness.faults.kinds import KINDS as CATALOGUE
+from harness.topology import default_topology
+
+PLAIN = default_topology(5).plain()
+
+
+def test_a_seed_gives_one_sequence() -> None:
+    a = make_plan(42, PLAIN, 60, longest=10.0)
+    assert a == make_plan(42, PLAIN, 60, longest=10.0)
+    assert a.rounds != make_plan(43, PLAIN, 60, longest=10.0).rounds
+    assert a.faults == 60
+
+
+def test_sequences_draw_the_whole_catalogue_sometimes_overlapping() -> None:
+    # every kind of the catalogue but `plug` (the undo of pull-cable, not a fault of its own)
+    assert set(KINDS) == set(CATALOGUE) - {"plug"}
+    plan = make_plan(7, PLAIN, 400, longest=10.0)
+    used = {s.kind for r in plan.rounds for s in r.steps}
+    assert used == set(KINDS) - BOND_ONLY  # no bonds on a plain topology
+    wide = [r for r in plan.rounds if len(r.steps) > 1]
+    assert wide and all(len(r.steps) <= PLAIN.nodes // 2 for r in wide)
+    for r in wide:  # several at once, each on its own node
+        nodes = [s.args.get("node", s.args.get("src", (None,))[0]) for s in r.steps]
+        assert len(set(nodes)) == len(nodes)
+    assert all(1.0 <= s.duration <= 10.0 for r in plan.rounds for s in r.steps)
+
+
+def test_ddmin_shrinks_to_the_rounds_that_fail_together() -> None:
+    tried = []
+
+    def fails(rounds: list[int]) -> bool:
+        tried.append(rounds)
+        return 13 in rounds and 31 in rounds
+
+    assert ddmin(list(range(40)), fails, budget=100) == [13, 31]
+    assert len(tried) <= 100
+
+
+def test_bad_input_is_one_line_and_exit_2() -> None:
+    r = subprocess.run([sys.executable, "-m", "harness", "chaos", "--kinds", "kill,unplug"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"harness chaos: --kinds: unknown kind 'unplug'; one of: {', '.join(KINDS)}"]
+
+
+def test_tiny_native_soak_runs_clean() -> None:
+    top = default_topology(3).plain()
+    # the kinds whose detection and takeover are measured: one link fault, one dead daemon
+    # (seed 1770: both outlast their detection and takeover bounds, so both are measured)
+    plan = make_plan(1770, top, 2, longest=9.0, only=("public-link", "kill"))
+    assert [s.kind for r in plan.rounds for s in r.steps] == ["public-link", "kill"]
+    res = soak(plan, top, "native", quiet=True)
+    assert res.failed is None, res.failed.problems
+    assert res.crashes == []
+    measured = [m for r in res.rounds for m in r.measures]
+    assert {m.what for m in measured} == {"detection(unhealthy)", "detection(disconnected)",
+                                         "takeover"}, measured
+    assert all(m.ok for m in measured)
