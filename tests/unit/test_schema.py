@@ -58,13 +58,13 @@ def test_every_message_the_daemons_send_is_valid():
 
 def test_a_new_message_type_adds_its_own_row(monkeypatch):
     monkeypatch.setattr(schema, "SCHEMA", dict(schema.SCHEMA))
-    schema.register("tickle", {"ip": schema.public_ip, "port": schema.integer(1, 65535)})
-    assert validate({"type": "tickle", "ip": "203.0.113.201", "port": 445}, CTX)
+    schema.register("probe-example", {"ip": schema.public_ip, "port": schema.integer(1, 65535)})
+    assert validate({"type": "probe-example", "ip": "203.0.113.201", "port": 445}, CTX)
     with pytest.raises(BadMessage) as e:
-        validate({"type": "tickle", "ip": "203.0.113.201", "port": 0}, CTX)
+        validate({"type": "probe-example", "ip": "203.0.113.201", "port": 0}, CTX)
     assert e.value.field == "port"
     with pytest.raises(ValueError, match="already registered"):
-        schema.register("tickle", {})
+        schema.register("probe-example", {})
 
 
 def test_backend_cluster_key_is_private_from_creation(tmp_path, monkeypatch):
