@@ -8,6 +8,7 @@ entry point; a user's conftest needs nothing.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -72,6 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "report: write this test's run report even when it passes (with --report or "
         "--artifacts)",
         "long: soaks, many-seed differentials, 64-node trials: only `make test-slow` runs them",
+        "vm_backends(*names): inside the emulated test VM (HARNESS_IN_VM=1), run only these "
+        "implementations (HARNESS_VM_ALL_BACKENDS=1: all); everywhere else all of them",
     ):
         config.addinivalue_line("markers", line)
 
@@ -104,6 +107,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _vm_backends(config, items)
     reason = hostcheck.why_cannot_run()
     for item in items:
         needs_ns = "cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker(
@@ -113,6 +117,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif item.get_closest_marker("needs_bonding") and not reason \
                 and not builder.kernel_has_bonding():
             item.add_marker(pytest.mark.skip(reason=VM_HINT))
+
+
+def _vm_backends(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect, in the test VM only, the implementations a test's vm_backends leaves out.
+
+    Under emulation real ctdbd takes minutes per test; where the 10.interface
+    path a test exercises is run on ctdbd by other bond tests in the VM, the
+    native implementation alone covers it there, so `make test` stays within
+    its time. A host with a bonding driver (CI runners) runs every
+    implementation, and so does `make test-slow`'s VM run
+    (HARNESS_VM_ALL_BACKENDS=1).
+    """
+    if os.environ.get("HARNESS_IN_VM") != "1" or \
+            os.environ.get("HARNESS_VM_ALL_BACKENDS") == "1":
+        return
+    keep, drop = [], []
+    for item in items:
+        only = item.get_closest_marker("vm_backends")
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("backend_name") if callspec else None
+        (drop if only and name is not None and name not in only.args else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -19,7 +19,7 @@ VM_APT_PKGS := qemu-system-x86 busybox-static kmod
 VM_TIMEOUT  ?= 2400
 VM_ACCEL    ?= auto
 # pytest-timeout per test inside the guest: emulation is ~20x slower than the host
-VM_PYTEST_ARGS ?= --timeout=1800
+VM_PYTEST_ARGS ?= --timeout=1800 --durations=0
 
 # test-host-and-vm: the VM's console goes here and is shown once the host side is done;
 # qemu runs at this niceness so the host suite's timing tests come first

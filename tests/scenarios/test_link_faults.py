@@ -98,7 +98,11 @@ def test_one_of_two_bond_slaves_lost_node_stays_ok(cluster, backend, faults, tim
                 for_s=bounds.detection(due) + bounds.monitor_gap, where=has_flag("UNHEALTHY"))
 
 
+# In the VM the native only (make test's time): the ctdbd path of a bond
+# without an active slave runs there in scenario_bond[ctdb] and
+# test_seed_bond_slave_admin_down[ctdb]; make test-slow's VM run does both.
 @pytest.mark.needs_bonding
+@pytest.mark.vm_backends("native")
 @pytest.mark.cluster(bond="active-backup", slaves=2)
 def test_all_bond_slaves_lost_node_unhealthy(cluster, backend, faults, timeline, bounds):
     ips = lost_ips(backend)
@@ -108,6 +112,7 @@ def test_all_bond_slaves_lost_node_unhealthy(cluster, backend, faults, timeline,
 
 
 @pytest.mark.needs_bonding
+@pytest.mark.vm_backends("native")  # as above
 @pytest.mark.cluster(bond="802.3ad", slaves=2)
 def test_8023ad_all_slaves_down_bond_up_is_unhealthy(cluster, backend, faults, timeline, bounds):
     ips = lost_ips(backend)

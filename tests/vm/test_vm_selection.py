@@ -18,6 +18,10 @@ from harness.vm.runner import REPO
 
 SELFTEST = "tests/vm/test_guest_bonding.py::test_selftest_fails_on_request"
 ONE_OF_TWO = "tests/scenarios/test_link_faults.py::test_one_of_two_bond_slaves_lost_node_stays_ok"
+VM_NATIVE_ONLY = (ONE_OF_TWO,
+                  "tests/scenarios/test_link_faults.py::test_all_bond_slaves_lost_node_unhealthy",
+                  "tests/scenarios/test_link_faults.py::test_8023ad_all_slaves_down_bond_up_is_unhealthy",
+                  "tests/seed/test_seed.py::test_seed_bond_slave_down_default_tunables")
 
 pytestmark = pytest.mark.skipif(os.environ.get("HARNESS_IN_VM") == "1",
                                 reason="about what the host hands the VM")
@@ -33,13 +37,16 @@ def test_host_collection_of_nothing_leaves_the_choice_to_the_guest() -> None:
     assert host_collected(["-m", "vm_selftest", "-k", "no_such_test_anywhere"]) == []
 
 
-def collected(env_in_vm: bool) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k != "HARNESS_IN_VM"}
+def collected(env_in_vm: bool, all_backends: bool = False) -> list[str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HARNESS_IN_VM", "HARNESS_VM_ALL_BACKENDS")}
     if env_in_vm:
         env["HARNESS_IN_VM"] = "1"
+    if all_backends:
+        env["HARNESS_VM_ALL_BACKENDS"] = "1"
     res = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "-m", "needs_bonding", "tests/scenarios/test_link_faults.py"],
+         "-m", "needs_bonding", "tests/scenarios/test_link_faults.py", "tests/seed/test_seed.py"],
         cwd=REPO, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
@@ -52,4 +59,6 @@ def test_vm_backends_narrows_the_implementations_in_the_vm_only() -> None:
         pytest.skip("the ctdb backend is not selected here")
     assert f"{ONE_OF_TWO}[native]" in vm
     assert f"{ONE_OF_TWO}[ctdb]" not in vm
-    assert set(host) - set(vm) == {f"{ONE_OF_TWO}[ctdb]"}
+    assert set(host) - set(vm) == {f"{t}[ctdb]" for t in VM_NATIVE_ONLY}
+    everything = collected(env_in_vm=True, all_backends=True)
+    assert set(everything) == set(host)
