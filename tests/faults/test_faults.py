@@ -101,7 +101,9 @@ def test_pulled_cable_is_carrier_loss(cluster, timeline, rec):
     f.apply()
     ev = timeline.wait_for("link.carrier", node=2, ifname="eth1", up=False,
                            after=f.apply_event, timeout=5)
-    assert ev.t - f.apply_event.t < 0.1
+    # between the pull's syscall starting and 0.1 s after it returned (under
+    # load the syscall itself was seen taking 138 ms)
+    assert f.apply_event.t <= ev.t <= f.apply_event.data["t_after"] + 0.1
     link = cluster.nodes[2].link("eth1")
     assert link.admin_up and not link.carrier  # the node did nothing; its cable went
     assert not ping(cluster.client(), cluster.nodes[2].address("public").ip, wait=0.3)

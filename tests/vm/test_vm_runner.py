@@ -72,6 +72,9 @@ def test_hung_guest_is_killed_at_the_timeout() -> None:
         assert not alive, f"qemu pid {pid} survived the runner"
 
 
+# make test's own VM run shows the same (exit 0, scale exported, artifacts back);
+# this boot on its own is for make test-slow
+@pytest.mark.long
 def test_good_command_returns_zero_with_scale_and_artifact(tmp_path: Path) -> None:
     script = 'echo "$HARNESS_TIME_SCALE" >"$HARNESS_VM_ARTIFACTS/scale"; echo guest-says-hello'
     rc, out, _ = runner("run", "--timeout", "300", "--artifacts", str(tmp_path), "--",
