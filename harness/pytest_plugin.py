@@ -132,7 +132,8 @@ def _vm_backends(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("HARNESS_IN_VM") != "1" or \
             os.environ.get("HARNESS_VM_ALL_BACKENDS") == "1":
         return
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         only = item.get_closest_marker("vm_backends")
         callspec = getattr(item, "callspec", None)
