@@ -336,7 +336,8 @@ def test_commands_run_in_nodes_with_their_exit_status(live_lab):
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
 
 
-def test_ctrl_c_during_up_leaves_nothing(unique):
+def test_ctrl_c_during_up_leaves_nothing(labs, unique):
+    labs.append(unique)  # should the up finish before the Ctrl-C, it still goes down
     up_ = subprocess.Popen([sys.executable, "-m", "harness", "up", "--name", unique],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
