@@ -6,8 +6,10 @@ change there: links, addresses, routes, the nftables ruleset, every net
 sysctl (/proc/sys/net, as the host namespace sees it) and the mount table.
 Mounts of runs (namespace handles under /run/netns/fth-*, anything under the
 runs' state root) come and go with concurrent sessions and are left out:
-each run's own leak audit (harness.cluster) checks those. Reading is all this
-module does in the host namespace.
+each run's own leak audit (harness.cluster) checks those. So is /run/netns
+itself: iproute2 mounts it (once per boot, for good) the first time any
+namespace is created, as on a fresh CI machine or in the test VM. Reading is
+all this module does in the host namespace.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def host_mounts() -> list[tuple]:
             fields = line.split()
             sep = fields.index("-")
             mp, fstype, source = fields[4], fields[sep + 1], fields[sep + 2]
-            if mp.startswith("/run/netns/fth-") or mp.startswith(str(STATE_ROOT) + "/"):
+            if mp == "/run/netns" or mp.startswith("/run/netns/fth-") \
+                    or mp.startswith(str(STATE_ROOT) + "/"):
                 continue
             out.append((mp, fstype, source))
     return sorted(out)

@@ -47,7 +47,7 @@ test-vm: deps vm-deps
 
 # three independent boots, side by side
 test-vm-runner: deps vm-deps
-	$(PY) -m pytest -n 3 -p no:cacheprovider -m vm_runner tests/vm
+	$(PY) -m pytest -n 3 -p no:cacheprovider -m "vm_runner and not long" tests/vm
 
 test-vm-auto: deps
 	@if $(PY) -m harness.vm probe-bonding; then \

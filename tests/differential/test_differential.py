@@ -89,7 +89,8 @@ def settled_layout(backend, settle: float = 2.0, timeout: float = 30.0) -> dict:
     return layout
 
 
-def run_sequence(name: str) -> list[tuple[dict[int, str], dict, dict]]:
+def run_sequence(name: str, steps: list[tuple[str, int]]
+                 ) -> list[tuple[dict[int, str], dict, dict]]:
     """(flags, observed layout, predicted layout) after each step."""
     out = []
     with running_cluster(TOPOLOGY, name, TUNABLES, record=False, settle=2.0) as lab:
@@ -97,7 +98,7 @@ def run_sequence(name: str) -> list[tuple[dict[int, str], dict, dict]]:
         prev = settled_layout(backend)
         done: list[tuple[str, int]] = []
         pulled: dict[int, Fault] = {}
-        for action, p in STEPS:
+        for action, p in steps:
             if action in ("disable", "enable"):
                 backend.ctl(p, action)
             elif action == "pull":
@@ -114,20 +115,27 @@ def run_sequence(name: str) -> list[tuple[dict[int, str], dict, dict]]:
     return out
 
 
+# make test runs the second half (it starts and ends with every node OK and
+# has pulled cables as well as disable/enable); make test-slow all 20 steps
+STEPS_CI = STEPS[10:]
+
+
+@pytest.mark.parametrize("steps", [pytest.param(STEPS_CI, id="10-steps"),
+                                   pytest.param(STEPS, id="20-steps", marks=pytest.mark.long)])
 @pytest.mark.parametrize("name", ["native", "ctdb"])
-def test_ctdb_and_native_agree_on_20_steps(name):
+def test_ctdb_and_native_agree_on_20_steps(name, steps):
     """Each implementation against CTDB's allocator, step by step (one
     implementation per test, so xdist runs the two side by side); both
     against the same predictions means both agree with each other."""
     missing = registry()[name].unavailable()
     if missing:
         pytest.skip(f"{name} backend: {missing}")
-    results = {name: run_sequence(name)}
+    results = {name: run_sequence(name, steps)}
     problems = []
     for name, res in results.items():
         for k, (flags, got, want) in enumerate(res):
             if got != want:
-                problems.append(f"{name} step {k + 1} {STEPS[k]} flags {flags}: layout "
+                problems.append(f"{name} step {k + 1} {steps[k]} flags {flags}: layout "
                                 f"{ {str(i): p for i, p in sorted(got.items())} } != allocator's "
                                 f"{ {str(i): p for i, p in sorted(want.items())} }")
     # both reached the expected flags after every step (run_sequence waits for
@@ -136,4 +144,6 @@ def test_ctdb_and_native_agree_on_20_steps(name):
     # the comparison is not vacuous: most steps really moved IPs
     for name, res in results.items():
         moved = sum(1 for (_, a, _), (_, b, _) in zip(res, res[1:], strict=False) if a != b)
-        assert moved >= 15, f"{name}: only {moved} of {len(res) - 1} steps moved an IP"
+        # at least 3 of 4 steps moved an IP (15 of 19 in the 20 steps, 7 of 9 in the half)
+        assert 4 * moved >= 3 * (len(res) - 1), \
+            f"{name}: only {moved} of {len(res) - 1} steps moved an IP"
