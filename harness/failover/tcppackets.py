@@ -28,6 +28,8 @@ import struct
 import time
 from dataclasses import dataclass
 
+from harness import inet
+
 TH_RST, TH_ACK = 0x04, 0x10
 TICKLE_WINDOW = 1234  # as ctdb_sys_send_tcp sets it
 
@@ -66,21 +68,13 @@ class Connection:
         return cls(Endpoint.parse(a), Endpoint.parse(b))
 
 
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
 
 def segment(src: Endpoint, dst: Endpoint, seq: int, ack: int, flags: int) -> bytes:
     """An IPv4 packet holding one TCP segment without payload or options."""
     tcp = struct.pack("!HHIIBBHHH", src.port, dst.port, seq, ack, 5 << 4, flags,
                       TICKLE_WINDOW, 0, 0)
     pseudo = src.ip.packed + dst.ip.packed + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
-    tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
+    tcp = tcp[:16] + struct.pack("!H", inet.checksum(pseudo + tcp)) + tcp[18:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64,
                      socket.IPPROTO_TCP, 0, src.ip.packed, dst.ip.packed)
     return ip + tcp  # the kernel fills in the IP checksum (and id) for IP_HDRINCL

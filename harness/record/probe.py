@@ -41,7 +41,7 @@ from typing import Any, Self
 from pyroute2 import IPRSocket
 from pyroute2.netlink import rtnl
 
-from harness import netns
+from harness import inet, netns
 from harness.cluster import Client, Cluster
 from harness.record.component import RecorderThread
 from harness.record.events import Event, Timeline
@@ -63,14 +63,6 @@ def mac_str(b: bytes) -> str:
     return ":".join(f"{x:02x}" for x in b)
 
 
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
 
 def arp_probe_frame(src_mac: bytes, target: ipaddress.IPv4Address) -> bytes:
     """Broadcast ARP request with sender IP 0.0.0.0 (answers go to src_mac)."""
@@ -83,7 +75,7 @@ def arp_probe_frame(src_mac: bytes, target: ipaddress.IPv4Address) -> bytes:
 def icmp_echo(ident: int, seq: int) -> bytes:
     payload = b"fth-probe"
     hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-    return struct.pack("!BBHHH", 8, 0, _csum(hdr + payload), ident, seq) + payload
+    return struct.pack("!BBHHH", 8, 0, inet.checksum(hdr + payload), ident, seq) + payload
 
 
 @dataclass
