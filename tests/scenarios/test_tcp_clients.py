@@ -60,6 +60,20 @@ def moved(backend, pnn):
     return sorted(str(ip) for ip, p in backend.ips(0).items() if p == pnn)
 
 
+def pull_and_await_takeover(backend, faults, timeline, bounds, ips):
+    """Pull FAULTY's public link; (fault, bound, {ip: its add elsewhere}), the
+    bound being detection + takeover + the tickle slack + the implementation's
+    killtcp release allowance, each add awaited within it."""
+    due = backend.monitor_due(FAULTY)
+    fault = faults.public_link(FAULTY).apply()
+    bound = bounds.detection(due) + bounds.takeover + TICKLE_SLACK * time_scale()
+    bound += backend.killtcp_release_delay * time_scale()
+    adds = {ip: expect(timeline, "addr.add", after=fault.apply_event, within=(0, bound), ip=ip,
+                       where=lambda e: e.data["ns"] != f"n{FAULTY}")
+            for ip in ips}
+    return fault, bound, adds
+
+
 @pytest.mark.tunables(**TCP_TUNABLES)
 @pytest.mark.breaks_invariants  # checked below, with ctdbd's release allowance
 def test_pulled_cable_tickles_reset_the_clients(backend, faults, timeline, bounds, tcp,
@@ -73,13 +87,8 @@ def test_pulled_cable_tickles_reset_the_clients(backend, faults, timeline, bound
         assert len(lines) - 2 >= PER_IP + IDLE_PER_IP, lines
         assert all(re.fullmatch(rf"SRC: [0-9.]+:\d+   DST: {re.escape(ips[0])}:445", line)
                    for line in lines[2:]), lines
-    due = backend.monitor_due(FAULTY)
-    fault = faults.public_link(FAULTY).apply()
-    bound = bounds.detection(due) + bounds.takeover + TICKLE_SLACK * time_scale()
-    bound += backend.killtcp_release_delay * time_scale()
-    for ip in ips:
-        add = expect(timeline, "addr.add", after=fault.apply_event, within=(0, bound), ip=ip,
-                     where=lambda e: e.data["ns"] != f"n{FAULTY}")
+    fault, bound, adds = pull_and_await_takeover(backend, faults, timeline, bounds, ips)
+    for ip, add in adds.items():
         _, o = wait_until(outage_spanning(timeline, ip, fault, add), bound + 5,
                           f"TCP outage of {ip}")
         assert o.duration <= bound, (f"{ip}: TCP outage {o.duration:.2f} s, bound {bound:.2f} s\n"
@@ -104,13 +113,8 @@ def test_pulled_cable_without_tickles_waits_for_retransmission(backend, faults, 
                                                                 public_ips):
     """native: failoverd --no-tickles; ctdbd: the stand-ins register nothing."""
     ips = moved(backend, FAULTY)
-    due = backend.monitor_due(FAULTY)
-    fault = faults.public_link(FAULTY).apply()
-    bound = bounds.detection(due) + bounds.takeover + TICKLE_SLACK * time_scale()
-    bound += backend.killtcp_release_delay * time_scale()
-    for ip in ips:
-        add = expect(timeline, "addr.add", after=fault.apply_event, within=(0, bound), ip=ip,
-                     where=lambda e: e.data["ns"] != f"n{FAULTY}")
+    fault, bound, adds = pull_and_await_takeover(backend, faults, timeline, bounds, ips)
+    for ip, add in adds.items():
         # TCP's backoff reaches 60 s+ only after minutes; 30 s covers any step here
         _, o = wait_until(outage_spanning(timeline, ip, fault, add), 30, f"TCP outage of {ip}")
         # the busy connections learn at their next retransmission after the takeover,
