@@ -18,15 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from recorded_runs import RUNS, recorded
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import Select
 
 from harness.report import stats_page, write_report
 from harness.report.model import build
-
-selenium = pytest.importorskip("selenium")
-from recorded_runs import RUNS, recorded  # noqa: E402
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
 
 MAX_BYTES = 2 * 1024 * 1024
 
@@ -50,8 +48,10 @@ def browser_and_driver() -> tuple[str, str] | None:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
     found = browser_and_driver()
     if found is None:
-        pytest.skip("needs a Chromium/Chrome and its chromedriver: on Debian `make deps` "
-                    "installs chromium and chromium-driver")
+        # a missing browser is a broken install, not something to skip over
+        pytest.fail("no Chromium/Chrome with its chromedriver: `make deps` installs "
+                    "chromium and chromium-driver on Debian; on Ubuntu install Google "
+                    "Chrome and set CHROMEWEBDRIVER")
     binary, driver_path = found
     opts = webdriver.ChromeOptions()
     opts.binary_location = binary
