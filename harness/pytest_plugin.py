@@ -137,7 +137,9 @@ def _vm_backends(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         only = item.get_closest_marker("vm_backends")
         callspec = getattr(item, "callspec", None)
-        name = callspec.params.get("backend_name") if callspec else None
+        # a parametrised test's backend_name, or a scenario file's item's implementation
+        name = callspec.params.get("backend_name") if callspec else \
+            getattr(item, "implementation", None)
         (drop if only and name is not None and name not in only.args else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

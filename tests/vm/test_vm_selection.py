@@ -21,7 +21,8 @@ ONE_OF_TWO = "tests/scenarios/test_link_faults.py::test_one_of_two_bond_slaves_l
 VM_NATIVE_ONLY = (ONE_OF_TWO,
                   "tests/scenarios/test_link_faults.py::test_all_bond_slaves_lost_node_unhealthy",
                   "tests/scenarios/test_link_faults.py::test_8023ad_all_slaves_down_bond_up_is_unhealthy",
-                  "tests/seed/test_seed.py::test_seed_bond_slave_down_default_tunables")
+                  "tests/seed/test_seed.py::test_seed_bond_slave_down_default_tunables",
+                  "tests/scenarios/files/scenario_bond.toml::bond")
 
 pytestmark = pytest.mark.skipif(os.environ.get("HARNESS_IN_VM") == "1",
                                 reason="about what the host hands the VM")
@@ -46,7 +47,8 @@ def collected(env_in_vm: bool, all_backends: bool = False) -> list[str]:
         env["HARNESS_VM_ALL_BACKENDS"] = "1"
     res = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "-m", "needs_bonding", "tests/scenarios/test_link_faults.py", "tests/seed/test_seed.py"],
+         "-m", "needs_bonding", "tests/scenarios/test_link_faults.py", "tests/seed/test_seed.py",
+         "tests/scenarios/files/scenario_bond.toml"],
         cwd=REPO, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
