@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
 
-from harness.rtnl import IFF_UP
+from harness.rtnl import Dumper
 
 T = TypeVar("T")
 ETH_P_ARP = 0x0806
@@ -61,10 +61,18 @@ class KernelOps:
         self._local = threading.local()
 
     def _ipr(self) -> IPRoute:
+        """pyroute2, for changes (few, and its requests are easy to get right)."""
         ipr = getattr(self._local, "ipr", None)
         if ipr is None:
             ipr = self._local.ipr = IPRoute()
         return ipr
+
+    def _dumper(self) -> Dumper:
+        """Reads: many (every request and monitor run), so decoded by harness.rtnl."""
+        d = getattr(self._local, "dumper", None)
+        if d is None:
+            d = self._local.dumper = Dumper()
+        return d
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -74,33 +82,30 @@ class KernelOps:
             ipr = getattr(self._local, "ipr", None)
             if ipr is not None:
                 ipr.close()
+            d = getattr(self._local, "dumper", None)
+            if d is not None:
+                d.close()
         self._pool.submit(shut).result()
         self._pool.shutdown()
 
     # -- reads (run on the worker) ----------------------------------------------
     def links(self) -> dict[str, dict[str, Any]]:
-        out = {}
-        for m in self._ipr().link("dump"):
-            out[m.get_attr("IFLA_IFNAME")] = {
-                "index": m["index"],
-                "up": bool(m["flags"] & IFF_UP),
-                "carrier": bool(m.get_attr("IFLA_CARRIER")),
-                "mac": m.get_attr("IFLA_ADDRESS"),
-                "master": m.get_attr("IFLA_MASTER"),
-            }
-        return out
+        return {v.ifname: {"index": v.index, "up": v.admin, "carrier": v.carrier,
+                           "mac": v.mac, "master": v.master}
+                for v in self._dumper().links().values()}
 
     def addresses(self) -> dict[ipaddress.IPv4Address, str]:
         """Every IPv4 address here -> interface name."""
-        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in self._ipr().link("dump")}
-        return {
-            ipaddress.IPv4Address(a.get_attr("IFA_ADDRESS")): names.get(a["index"], "?")
-            for a in self._ipr().addr("dump", family=socket.AF_INET)
-        }
+        d = self._dumper()
+        names = {i: v.ifname for i, v in d.links().items()}
+        return {ipaddress.IPv4Address(ip): names.get(index, "?") for index, ip, _ in d.ipv4()}
+
+    def _link(self, iface: str) -> Any:
+        return next((v for v in self._dumper().links().values() if v.ifname == iface), None)
 
     # -- LinkProbe for ifcheck (run on the worker) ------------------------------
     def exists(self, iface: str) -> bool:
-        return bool(self._ipr().link_lookup(ifname=iface))
+        return self._link(iface) is not None
 
     def bonding_text(self, iface: str) -> str | None:
         # /proc/net follows the reading process's network namespace
@@ -110,10 +115,8 @@ class KernelOps:
             return None
 
     def link_detected(self, iface: str) -> bool:
-        idx = self._ipr().link_lookup(ifname=iface)
-        if not idx:
-            return False
-        return bool(self._ipr().link("get", index=idx[0])[0].get_attr("IFLA_CARRIER"))
+        v = self._link(iface)
+        return v is not None and v.carrier
 
     def set_up(self, iface: str) -> None:
         self._ipr().link("set", ifname=iface, state="up")

@@ -395,3 +395,29 @@ def test_fast_decoder_agrees_with_pyroute2(cluster):
                 assert (o[1], o[2], o[3]) == (m["index"], m.get_attr("IFA_ADDRESS"),
                                               m["prefixlen"])
     assert kinds == {"link", "addr", "deladdr"}
+
+
+def test_raw_dumps_agree_with_pyroute2(cluster):
+    """The failover daemon's link and address dumps (harness.rtnl.Dumper) read
+    what pyroute2's dumps read, in a node's namespace with a public IP added."""
+    import socket
+
+    from harness.rtnl import Dumper, link_view
+
+    def body(r):
+        idx = r.link_lookup(ifname="eth1")[0]
+        r.addr("add", index=idx, address=IP1, prefixlen=24)
+        d = Dumper()
+        try:
+            ours = (d.links(), sorted(d.ipv4()))
+        finally:
+            d.close()
+        theirs = ({m["index"]: link_view(m) for m in r.link("dump")},
+                  sorted((a["index"], a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+                         for a in r.addr("dump", family=socket.AF_INET)))
+        r.addr("del", index=idx, address=IP1, prefixlen=24)
+        return ours, theirs
+
+    ours, theirs = cluster.nodes[0].netlink(body)
+    assert ours == theirs
+    assert len(ours[0]) >= 3 and any(ip == IP1 for _, ip, _ in ours[1])
