@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import random
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import hostcheck
 from harness.assertions import Bounds
 from harness.lab import running_cluster
-from harness.seed import run_seed
+from harness.seed import SEED_NODE, run_seed
 from harness.services.tcpclients import TcpClients
+from harness.stages import STAGES, Breakdown, breakdown
 from harness.topology import default_topology
 
 
@@ -41,23 +44,38 @@ class Trial:
     takeover: float
     outage: float
     tcp_outage: float
+    reachable: float | None  # fault -> the client's first answer from the new holder
+    stages: Breakdown
 
 
-def _dist(name: str, xs: list[float]) -> str:
-    if not xs:
+def _pct(xs: list[float], q: float) -> float:
+    """The q-quantile of sorted xs, nearest rank (no interpolation between trials)."""
+    return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
+
+
+HEADER = f"{'':<16} {'min':>8} {'median':>8} {'mean':>8} {'p95':>8} {'p99':>8} {'max':>8}"
+
+
+def _dist(name: str, xs: Sequence[float | None]) -> str:
+    seen = sorted(x for x in xs if x is not None)
+    if not seen:
         return f"{name:<16} (no data)"
-    xs = sorted(xs)
-    p95 = xs[min(len(xs) - 1, int(round(0.95 * (len(xs) - 1))))]
-    return (f"{name:<16} {min(xs):8.3f} {statistics.median(xs):8.3f} "
-            f"{statistics.mean(xs):8.3f} {p95:8.3f} {max(xs):8.3f}")
+    missing = f"  ({len(xs) - len(seen)} not seen)" if len(seen) < len(xs) else ""
+    return (f"{name:<16} {seen[0]:8.3f} {statistics.median(seen):8.3f} "
+            f"{statistics.mean(seen):8.3f} {_pct(seen, 0.95):8.3f} {_pct(seen, 0.99):8.3f} "
+            f"{seen[-1]:8.3f}{missing}")
 
 
 def run_trials(backend_name: str, trials: int, interval: int, event_mode: bool,
-               seed: int, tickles: bool = True) -> tuple[list[Trial], list[str]]:
+               seed: int, tickles: bool = True, probe_period: float = 0.02,
+               ) -> tuple[list[Trial], list[str]]:
     """The trials' measurements, and the bound violations seen (one line each).
 
     ctdbd runs with TickleUpdateInterval 1 (its default of 20 s would leave the
-    other nodes without a fresh connection's tickle list)."""
+    other nodes without a fresh connection's tickle list). In event mode the
+    fault's phase against the monitor schedule does not matter (a link event
+    runs the monitor), so a trial waits 1-2 s instead of the schedule's 5 s
+    plus a random phase."""
     rng = random.Random(seed)
     out: list[Trial] = []
     violations: list[str] = []
@@ -66,7 +84,7 @@ def run_trials(backend_name: str, trials: int, interval: int, event_mode: bool,
         tunables["TickleUpdateInterval"] = 1
     with running_cluster(default_topology().plain(), backend_name, tunables,
                          event_mode=event_mode, name="stats", poll_interval=0.05, probe=True,
-                         probe_period=0.02, probe_max_s=24 * 3600,
+                         probe_period=probe_period, probe_max_s=24 * 3600,
                          tickles=tickles) as lab, contextlib.ExitStack() as stack:
         tcp_clients = TcpClients(lab.backend, lab.timeline,
                                  register=tickles or backend_name == "native")
@@ -76,7 +94,8 @@ def run_trials(backend_name: str, trials: int, interval: int, event_mode: bool,
         for k in range(trials):
             lab.backend.wait_converged(lab.backend.convergence_timeout())
             tcp_clients.wait_ready()
-            time.sleep(5 + rng.uniform(0, interval))  # steady gap, then a random phase
+            # steady gap, then a random phase
+            time.sleep(1 + rng.uniform(0, 1) if event_mode else 5 + rng.uniform(0, interval))
             try:
                 r = run_seed(lab, bounds, tcp=clients)
             except AssertionError as e:
@@ -84,10 +103,14 @@ def run_trials(backend_name: str, trials: int, interval: int, event_mode: bool,
                 print(f"trial {k + 1:>3}/{trials}: BOUND VIOLATED: {violations[-1]}", flush=True)
             else:
                 tcp = max(r.tcp_outage.values())
-                out.append(Trial(r.detection, r.takeover, r.worst_outage, tcp))
+                first = min(r.moved, key=lambda e: e.t)
+                stages = breakdown(lab.timeline, r.t0, SEED_NODE, first)
+                out.append(Trial(r.detection, r.takeover, r.worst_outage, tcp, stages.total,
+                                 stages))
+                total = "-" if stages.total is None else f"{stages.total * 1000:.1f} ms"
                 print(f"trial {k + 1:>3}/{trials}: detection {r.detection:.3f} s, "
                       f"takeover {r.takeover:+.3f} s, client outage {r.worst_outage:.3f} s, "
-                      f"TCP outage {tcp:.3f} s", flush=True)
+                      f"TCP outage {tcp:.3f} s, fault -> reachable {total}", flush=True)
             lab.faults.undo_all()
     return out, violations
 
@@ -107,19 +130,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
     samples: dict[str, dict[str, list[float]]] = {}
     failed = False
     for name in names:
+        probe_period = args.probe_period if args.probe_period is not None else \
+            (0.005 if args.event_mode else 0.02)
         res, violations = run_trials(name, args.trials, args.monitor_interval,
-                                     args.event_mode, args.seed, tickles=not args.no_tickles)
+                                     args.event_mode, args.seed, tickles=not args.no_tickles,
+                                     probe_period=probe_period)
         samples[name] = {"detection": [t.detection for t in res],
                          "takeover": [t.takeover for t in res],
                          "outage": [t.outage for t in res],
                          "tcp_outage": [t.tcp_outage for t in res]}
         lines += [f"\n{name}, {mode} monitor, MonitorInterval {args.monitor_interval} s, "
-                  f"tickles {'off' if args.no_tickles else 'on'}, {len(res)} trials (seconds)",
-                  f"{'':<16} {'min':>8} {'median':>8} {'mean':>8} {'p95':>8} {'max':>8}",
+                  f"tickles {'off' if args.no_tickles else 'on'}, prober every "
+                  f"{probe_period * 1000:g} ms, {len(res)} trials (seconds)", HEADER,
                   _dist("detection", samples[name]["detection"]),
                   _dist("takeover", samples[name]["takeover"]),
                   _dist("client outage", samples[name]["outage"]),
-                  _dist("TCP outage", samples[name]["tcp_outage"])]
+                  _dist("TCP outage", samples[name]["tcp_outage"]),
+                  _dist("fault->reachable", [t.reachable for t in res]),
+                  "stages of fault->reachable (each from the previous stage's end):",
+                  *(_dist(f"  {s}", [getattr(t.stages, s) for t in res]) for s in STAGES)]
         if violations:
             failed = True
             lines.append(f"{len(violations)} of {args.trials} trials broke a bound:")
@@ -166,6 +195,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the HTML page of the distributions (default "
                         "artifacts/stats/report.html)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--probe-period", type=float, default=None, metavar="S",
+                   help="the client prober's period (default 0.005 in event mode, else 0.02)")
     p.add_argument("--no-tickles", action="store_true",
                    help="native: failoverd --no-tickles; ctdb: the smbd stand-ins register "
                         "no connections")

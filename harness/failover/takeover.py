@@ -24,7 +24,7 @@ from harness.failover.events import run_node_event
 from harness.failover.ipalloc import Algorithm, AllocRequest, IPAddress, NodeAlloc, allocate
 from harness.failover.ipowner import IpOwner
 from harness.failover.leader import Leadership
-from harness.failover.log import log
+from harness.failover.log import NOTICE, log
 from harness.failover.membership import Membership, Message
 from harness.failover.state import IPv4, NodeState
 
@@ -108,6 +108,7 @@ class Takeover:
     async def takeover_run(self) -> bool:
         st = self.state
         t0 = time.monotonic()
+        log.log(NOTICE, "Takeover run starting")  # as ctdbd's recovery daemon logs it
         frozen = self.mesh.stalled()
         if frozen is not None:
             # a leader that stood still (SIGSTOP) wakes to every peer gone at
@@ -182,6 +183,8 @@ class Takeover:
                                for p in st.connected_pnns()))
         log.info("takeover run finished in %.3f s (%d releases asked, %d taken)",
                  time.monotonic() - t0, len(releases), len(takes))
+        if ok:
+            log.log(NOTICE, "Takeover run completed successfully")
         return ok
 
     # -- messages ------------------------------------------------------------------------
