@@ -27,6 +27,7 @@ from harness.netns import NsRoute
 from harness.rtnl import LinkView, link_view
 from harness.runs import ProcRecord, RunState, alive, new_run_id
 from harness.topology import Network, Topology
+from harness.wait import time_scale
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 
@@ -82,16 +83,20 @@ class ManagedProcess:
             os.kill(self.pid, sig)
 
     def stop(self, timeout: float = 5.0) -> int | None:
-        """SIGTERM, wait, then SIGKILL; returns the exit code."""
+        """SIGTERM, wait, then SIGKILL; returns the exit code. Both waits are
+        scaled by the machine's measured slowness (harness.wait.time_scale): in
+        the emulated VM a daemon's shutdown, and even a killed process's exit,
+        were seen to take longer than the host's 10 s and 5 s."""
+        scale = time_scale()
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
             try:
-                self.popen.wait(timeout)
+                self.popen.wait(timeout * scale)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
-                self.popen.wait(5)
+                self.popen.wait(5 * scale)
         return self.popen.returncode
 
 
