@@ -73,8 +73,8 @@ def test_seed_bond_slave_admin_down(cluster, backend, faults, timeline, bounds):
     ips = lost_ips(backend)
     due = backend.monitor_due(FAULTY)
     fault = faults.admin_down(FAULTY, "eth1").apply()
-    expect(timeline, "bond.active", node=FAULTY, after=fault.apply_event, within=(0, 1.0),
-           slave=None)
+    expect(timeline, "bond.active", node=FAULTY, after=fault.apply_event,
+           within=(0, 1.0 * bounds.scale), slave=None)
     expect_failover(timeline, backend, bounds, fault, due, ips)
     log = backend.log_path(FAULTY).read_text()
     assert "No active slaves for bond device bond0" in log
@@ -93,7 +93,8 @@ def test_one_of_two_bond_slaves_lost_node_stays_ok(cluster, backend, faults, tim
     due = backend.monitor_due(FAULTY)
     fault = faults.bond_slave_lost(FAULTY, "bond0", active).apply()
     switched = expect(timeline, "bond.active", node=FAULTY, after=fault.apply_event,
-                      within=(0, 1.0), where=lambda e: e.data.get("slave") not in (None, active))
+                      within=(0, 1.0 * bounds.scale),
+                      where=lambda e: e.data.get("slave") not in (None, active))
     expect_none(timeline, "flags", node=FAULTY, after=switched,
                 for_s=bounds.detection(due) + bounds.monitor_gap, where=has_flag("UNHEALTHY"))
 
