@@ -75,6 +75,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "long: soaks, many-seed differentials, 64-node trials: only `make test-slow` runs them",
         "vm_backends(*names): inside the emulated test VM (HARNESS_IN_VM=1), run only these "
         "implementations (HARNESS_VM_ALL_BACKENDS=1: all); everywhere else all of them",
+        "vm_covered_by(nodeid_prefix): inside the emulated test VM, leave this test out when "
+        "a selected test with that node id prefix runs on the same implementation "
+        "(HARNESS_VM_ALL_BACKENDS=1: keep it); everywhere else it runs",
     ):
         config.addinivalue_line("markers", line)
 
@@ -120,14 +123,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _vm_backends(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect, in the test VM only, the implementations a test's vm_backends leaves out.
+    """Deselect, in the test VM only, the implementations a test's vm_backends
+    leaves out, and the tests whose path a test that does run there covers.
 
-    Under emulation real ctdbd takes minutes per test; where the 10.interface
-    path a test exercises is run on ctdbd by other bond tests in the VM, the
-    native implementation alone covers it there, so `make test` stays within
-    its time. A host with a bonding driver (CI runners) runs every
-    implementation, and so does `make test-slow`'s VM run
-    (HARNESS_VM_ALL_BACKENDS=1).
+    Under emulation real ctdbd takes minutes per test, and every cluster's
+    start-up about a minute; where the 10.interface path a test exercises is
+    run by another bond test in the VM (vm_backends: on ctdbd; vm_covered_by:
+    on the same implementation, e.g. scenario_bond's second slave lost covers
+    all slaves lost), that other test alone covers it there, so `make test`
+    stays within its time. A covered test stays if its cover is not selected
+    in this session (it is never dropped for a test that does not run). A
+    host with a bonding driver (CI runners) runs everything, and so does
+    `make test-slow`'s VM run (HARNESS_VM_ALL_BACKENDS=1).
     """
     if os.environ.get("HARNESS_IN_VM") != "1" or \
             os.environ.get("HARNESS_VM_ALL_BACKENDS") == "1":
@@ -136,14 +143,26 @@ def _vm_backends(config: pytest.Config, items: list[pytest.Item]) -> None:
     drop: list[pytest.Item] = []
     for item in items:
         only = item.get_closest_marker("vm_backends")
-        callspec = getattr(item, "callspec", None)
-        # a parametrised test's backend_name, or a scenario file's item's implementation
-        name = callspec.params.get("backend_name") if callspec else \
-            getattr(item, "implementation", None)
-        (drop if only and name is not None and name not in only.args else keep).append(item)
+        (drop if only and _implementation(item) not in (None, *only.args) else keep).append(item)
+    covered = [i for i in keep if i.get_closest_marker("vm_covered_by")]
+    for item in covered:
+        cover = item.get_closest_marker("vm_covered_by").args[0]  # type: ignore[union-attr]
+        impl = _implementation(item)
+        if any(o.nodeid.startswith(cover) and _implementation(o) == impl
+               for o in keep if o not in covered):
+            keep.remove(item)
+            drop.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def _implementation(item: pytest.Item) -> str | None:
+    """A parametrised test's backend_name, or a scenario file's item's implementation."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        return callspec.params.get("backend_name")
+    return getattr(item, "implementation", None)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

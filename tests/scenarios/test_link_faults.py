@@ -15,6 +15,7 @@ from harness.seed import SEED_NODE
 from harness.wait import wait_until
 
 FAULTY = SEED_NODE  # the node the seed took down
+SCENARIO_BOND = "tests/scenarios/files/scenario_bond.toml::bond"  # its first and second steps
 
 
 def lost_ips(backend, pnn=FAULTY) -> list[str]:
@@ -67,7 +68,10 @@ def test_admin_down_plain_interface_is_healed_and_node_stays_ok(cluster, backend
                 where=has_flag("UNHEALTHY"))
 
 
+# In the VM, on the native implementation, the seed test with CTDB's default
+# tunables covers this (the same fault on the same bond): it runs there alone.
 @pytest.mark.needs_bonding
+@pytest.mark.vm_covered_by("tests/seed/test_seed.py::test_seed_bond_slave_down_default_tunables")
 def test_seed_bond_slave_admin_down(cluster, backend, faults, timeline, bounds):
     """The seed: `ifconfig eth0 down` on bond0's only slave (here eth1)."""
     ips = lost_ips(backend)
@@ -81,12 +85,14 @@ def test_seed_bond_slave_admin_down(cluster, backend, faults, timeline, bounds):
     assert "monitor event failed - disabling node" in log
 
 
-# In the VM only the native implementation: the check below waits a whole
-# scaled monitor gap for nothing to happen, which takes real ctdbd there ~3 min.
-# Its 10.interface path, a bond that has an active slave passes, is what every
+# In the VM neither implementation: the check below waits a whole scaled
+# monitor gap for nothing to happen, which takes real ctdbd there ~3 min; on
+# the native implementation scenario_bond's first step is this test, and its
+# 10.interface path, a bond that has an active slave passes, is what every
 # node of every ctdbd bond test in the VM shows while the cluster converges.
 @pytest.mark.needs_bonding
 @pytest.mark.vm_backends("native")
+@pytest.mark.vm_covered_by(SCENARIO_BOND)
 @pytest.mark.cluster(bond="active-backup", slaves=2)
 def test_one_of_two_bond_slaves_lost_node_stays_ok(cluster, backend, faults, timeline, bounds):
     active = cluster.nodes[FAULTY].bond_state("bond0").active_slave
@@ -99,11 +105,13 @@ def test_one_of_two_bond_slaves_lost_node_stays_ok(cluster, backend, faults, tim
                 for_s=bounds.detection(due) + bounds.monitor_gap, where=has_flag("UNHEALTHY"))
 
 
-# In the VM the native only (make test's time): the ctdbd path of a bond
-# without an active slave runs there in scenario_bond[ctdb] and
-# test_seed_bond_slave_admin_down[ctdb]; make test-slow's VM run does both.
+# In the VM neither implementation (make test's time): scenario_bond[native]'s
+# second slave lost is this path on the native implementation, and ctdbd's
+# bond without an active slave runs there in test_seed_bond_slave_admin_down[ctdb];
+# make test-slow's VM run and hosts that bond run it on both.
 @pytest.mark.needs_bonding
 @pytest.mark.vm_backends("native")
+@pytest.mark.vm_covered_by(SCENARIO_BOND)
 @pytest.mark.cluster(bond="active-backup", slaves=2)
 def test_all_bond_slaves_lost_node_unhealthy(cluster, backend, faults, timeline, bounds):
     ips = lost_ips(backend)

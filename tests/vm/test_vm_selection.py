@@ -38,7 +38,15 @@ def test_host_collection_of_nothing_leaves_the_choice_to_the_guest() -> None:
     assert host_collected(["-m", "vm_selftest", "-k", "no_such_test_anywhere"]) == []
 
 
-def collected(env_in_vm: bool, all_backends: bool = False) -> list[str]:
+LINK_FAULTS = "tests/scenarios/test_link_faults.py"
+VM_COVERED = (ONE_OF_TWO,  # covered in the VM by scenario_bond[native] or the seed test
+              "tests/scenarios/test_link_faults.py::test_all_bond_slaves_lost_node_unhealthy",
+              "tests/scenarios/test_link_faults.py::test_seed_bond_slave_admin_down")
+FILES = (LINK_FAULTS, "tests/seed/test_seed.py", "tests/scenarios/files/scenario_bond.toml")
+
+
+def collected(env_in_vm: bool, all_backends: bool = False, files: tuple[str, ...] = FILES
+              ) -> list[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("HARNESS_IN_VM", "HARNESS_VM_ALL_BACKENDS")}
     if env_in_vm:
@@ -47,8 +55,7 @@ def collected(env_in_vm: bool, all_backends: bool = False) -> list[str]:
         env["HARNESS_VM_ALL_BACKENDS"] = "1"
     res = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "-m", "needs_bonding", "tests/scenarios/test_link_faults.py", "tests/seed/test_seed.py",
-         "tests/scenarios/files/scenario_bond.toml"],
+         "-m", "needs_bonding", *files],
         cwd=REPO, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
@@ -59,8 +66,17 @@ def test_vm_backends_narrows_the_implementations_in_the_vm_only() -> None:
     host, vm = collected(env_in_vm=False), collected(env_in_vm=True)
     if f"{ONE_OF_TWO}[ctdb]" not in host:
         pytest.skip("the ctdb backend is not selected here")
-    assert f"{ONE_OF_TWO}[native]" in vm
+    assert f"{ONE_OF_TWO}[native]" not in vm  # covered by scenario_bond[native]
     assert f"{ONE_OF_TWO}[ctdb]" not in vm
-    assert set(host) - set(vm) == {f"{t}[ctdb]" for t in VM_NATIVE_ONLY}
+    assert set(host) - set(vm) == {f"{t}[ctdb]" for t in VM_NATIVE_ONLY} | \
+        {f"{t}[native]" for t in VM_COVERED}
+    assert "tests/scenarios/files/scenario_bond.toml::bond[native]" in vm
+    assert f"{LINK_FAULTS}::test_seed_bond_slave_admin_down[ctdb]" in vm  # ctdbd's bond path
     everything = collected(env_in_vm=True, all_backends=True)
     assert set(everything) == set(host)
+
+
+def test_a_covered_test_stays_when_its_cover_is_not_selected() -> None:
+    vm = collected(env_in_vm=True, files=(LINK_FAULTS,))
+    assert f"{ONE_OF_TWO}[native]" in vm
+    assert f"{ONE_OF_TWO}[ctdb]" not in vm
