@@ -66,6 +66,8 @@ class Daemon:
         self.ips = IpOwner(self.state, self.kernel, self.tickles)
         self.monitor = Monitor(self.state, self.mesh, self.leadership, self.kernel)
         self.takeover = Takeover(self.state, self.mesh, self.leadership, self.ips)
+        if event_mode:
+            self.mesh.connect_retry = 0.05
         self.routes: dict[str, Handler] = {
             "keepalive": self.mesh.on_keepalive,
             "ips": self.mesh.on_reply,
@@ -154,7 +156,8 @@ class Daemon:
             supervise(st, functools.partial(self.mesh.connect_loop, peer), f"connect-{peer.pnn}")
         supervise(st, self.mesh.keepalive_loop, "keepalive")
         supervise(st, self.monitor.monitor_loop, "monitor")
-        supervise(st, self.takeover.recovery_loop, "recovery")
+        supervise(st, functools.partial(self.takeover.recovery_loop, eager=self.event_mode),
+                  "recovery")
         supervise(st, self.takeover.takeover_loop, "takeover", self.takeover.crashed)
         if control_path is not None:
             supervise(st, functools.partial(serve_control, self, control_path), "control")

@@ -61,6 +61,9 @@ class Membership:
         self.incoming: dict[int, set[asyncio.Task]] = {}  # pnn -> its incoming connections
         self.last_tick = time.monotonic()  # the keepalive loop's last wake-up
         self.frozen_until, self.frozen_for = 0.0, 0.0  # set after this process stood still
+        # a refused connection is retried after this long: 0.5 s, but 50 ms in event
+        # mode, where a cluster starting together is to converge within a second
+        self.connect_retry = 0.5
 
     # -- messaging ---------------------------------------------------------------
     async def send(self, pnn: int, msg: Message) -> bool:
@@ -214,7 +217,7 @@ class Membership:
                 t_connect = time.monotonic()
                 link = await self.open_link(peer)
                 if link is None:
-                    await asyncio.sleep(0.5)
+                    await asyncio.sleep(self.connect_retry)
                     continue
                 reader, writer, sender = link
                 if not await self.heard_since(peer, t_connect):

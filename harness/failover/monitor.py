@@ -90,6 +90,10 @@ class Monitor:
 
     async def monitor_loop(self) -> None:
         delay = self.schedule.first_delay()
+        if self.watcher is not None:
+            # event mode: the first run at once (CTDB waits 2 s after start-up);
+            # link events, not the schedule, decide when the next ones come
+            delay = 0.0
         while True:
             self.gap, self.due = delay, time.monotonic() + delay
             with contextlib.suppress(TimeoutError):

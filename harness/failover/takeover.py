@@ -45,13 +45,16 @@ class Takeover:
         self.internal_failures = 0  # takeover runs in a row that raised
 
     # -- the recovery loop ---------------------------------------------------------------
-    async def recovery_loop(self) -> None:
+    async def recovery_loop(self, eager: bool = False) -> None:
+        """Every RecoverInterval: the election's step, then the IP check. eager
+        (event mode): the first step at once, not one interval after start-up."""
         self.leadership.start()
-        while True:
+        if not eager:
             await asyncio.sleep(self.state.tun["RecoverInterval"])
-            if await self.leadership.step(time.monotonic()):
-                continue
-            await self.verify_local_ips()  # the leader's own links and IPs too
+        while True:
+            if not await self.leadership.step(time.monotonic()):
+                await self.verify_local_ips()  # the leader's own links and IPs too
+            await asyncio.sleep(self.state.tun["RecoverInterval"])
 
     async def verify_local_ips(self) -> None:
         """Ask for a takeover run if the kernel or links disagree with the assignment."""
