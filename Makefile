@@ -69,7 +69,7 @@ demo: deps
 	$(PY) -m harness demo
 
 bench: deps
-	$(PY) -m harness bench
+	$(PY) -m harness bench --converge --repeat 3
 
 # A chaos soak, a benchmark and not a test: random faults from the whole
 # catalogue on 5 nodes with the invariants audited throughout; 50 on the

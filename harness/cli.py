@@ -9,21 +9,18 @@ Bad input gets one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Sequence
 
-from harness import demo, hostcheck, runs, stats
+from harness import bench, demo, runs, stats
 from harness.backends import ctdb_install
 from harness.chaos import command as chaos_command
-from harness.cluster import Cluster
-from harness.cmdline import UsageError, bonds_from_specs, positive_int
+from harness.cmdline import UsageError, bonds_from_specs
 from harness.ctdb_import import CtdbImportError, format_mapping, import_ctdb_dir
 from harness.labs import commands as lab_commands
 from harness.report import command as report_command
 from harness.scenario import command as scenario_command
-from harness.topology import Topology, TopologyError, default_topology, load_topology
+from harness.topology import Topology, TopologyError, load_topology
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -77,35 +74,6 @@ def cmd_import_ctdb(args: argparse.Namespace) -> int:
     return 0
 
 
-def bench_build(sizes: Sequence[int], repeat: int) -> dict[int, list[float]]:
-    """Build+teardown wall time (s) of plain clusters of each size."""
-    out: dict[int, list[float]] = {}
-    for n in sizes:
-        top = default_topology(n).plain() if n <= 3 else default_topology(3).plain().resized(n)
-        times = []
-        for _ in range(repeat):
-            state = runs.RunState(runs.new_run_id()).claim()
-            t0 = time.monotonic()
-            c = Cluster.create(top, state)
-            c.destroy()
-            times.append(time.monotonic() - t0)
-            state.remove()
-        out[n] = times
-    return out
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    why = hostcheck.why_cannot_run()
-    if why:
-        raise UsageError(why)
-    print(f"build+teardown of plain clusters, {args.repeat} runs each (ms)")
-    print(f"{'nodes':>6} {'median':>8} {'min':>8} {'max':>8}")
-    for n, times in bench_build(args.nodes, args.repeat).items():
-        ms = [t * 1000 for t in times]
-        print(f"{n:>6} {statistics.median(ms):>8.1f} {min(ms):>8.1f} {max(ms):>8.1f}")
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=__doc__)
     p.add_argument("--ctdb-prefix", metavar="DIR", default=None,
@@ -130,10 +98,6 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--save-topology", metavar="FILE", help="write the topology as TOML")
     imp.add_argument("--save-mapping", metavar="FILE", help="write the mapping as JSON")
     imp.set_defaults(fn=cmd_import_ctdb)
-    b = sub.add_parser("bench", help="build+teardown medians (a benchmark, not a test)")
-    b.add_argument("--nodes", type=positive_int, nargs="+", default=[3, 16, 64])
-    b.add_argument("--repeat", type=positive_int, default=7)
-    b.set_defaults(fn=cmd_bench)
     _add_late_commands(sub)
     return p
 
@@ -141,6 +105,7 @@ def parser() -> argparse.ArgumentParser:
 def _add_late_commands(sub: argparse._SubParsersAction) -> None:
     """Commands that live in their own modules (demo, stats, run, the lab commands)."""
     demo.add_parser(sub)
+    bench.add_parser(sub)
     stats.add_parser(sub)
     chaos_command.add_parser(sub)
     scenario_command.add_parser(sub)

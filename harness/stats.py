@@ -43,7 +43,7 @@ class Trial:
     detection: float
     takeover: float
     outage: float
-    tcp_outage: float
+    tcp_outage: float | None  # None: no TCP clients (clusters larger than 3 nodes)
     reachable: float | None  # fault -> the client's first answer from the new holder
     stages: Breakdown
 
@@ -67,7 +67,7 @@ def _dist(name: str, xs: Sequence[float | None]) -> str:
 
 
 def run_trials(backend_name: str, trials: int, interval: int, event_mode: bool,
-               seed: int, tickles: bool = True, probe_period: float = 0.02,
+               seed: int, tickles: bool = True, probe_period: float = 0.02, nodes: int = 3,
                ) -> tuple[list[Trial], list[str]]:
     """The trials' measurements, and the bound violations seen (one line each).
 
@@ -82,35 +82,45 @@ def run_trials(backend_name: str, trials: int, interval: int, event_mode: bool,
     tunables = {"MonitorInterval": interval, "RerecoveryTimeout": 1}
     if backend_name == "ctdb":
         tunables["TickleUpdateInterval"] = 1
-    with running_cluster(default_topology().plain(), backend_name, tunables,
+    # a large cluster: its status polled on two nodes (each shows every node's
+    # flags), no TCP clients (a stand-in server per node), and each trial pulls
+    # the cable of whichever node holds the first public IP
+    big = nodes > 3
+    with running_cluster(default_topology(nodes).plain(), backend_name, tunables,
                          event_mode=event_mode, name="stats", poll_interval=0.05, probe=True,
                          probe_period=probe_period, probe_max_s=24 * 3600,
+                         poll_nodes=(0, 1) if big else None,
                          tickles=tickles) as lab, contextlib.ExitStack() as stack:
-        tcp_clients = TcpClients(lab.backend, lab.timeline,
-                                 register=tickles or backend_name == "native")
-        stack.enter_context(tcp_clients)  # stopped before the cluster goes
+        tcp_clients = None
+        if not big:
+            tcp_clients = TcpClients(lab.backend, lab.timeline,
+                                     register=tickles or backend_name == "native")
+            stack.enter_context(tcp_clients)  # stopped before the cluster goes
         bounds = Bounds.of(lab.backend)
-        clients = tcp_clients.prober
+        first_ip = lab.cluster.topology.public_addresses[0].address.ip
         for k in range(trials):
-            lab.backend.wait_converged(lab.backend.convergence_timeout())
-            tcp_clients.wait_ready()
+            lab.backend.wait_converged(lab.backend.convergence_timeout() + nodes)
+            if tcp_clients is not None:
+                tcp_clients.wait_ready()
             # steady gap, then a random phase
             time.sleep(1 + rng.uniform(0, 1) if event_mode else 5 + rng.uniform(0, interval))
             try:
-                r = run_seed(lab, bounds, tcp=clients)
+                pnn = lab.backend.ips(0)[first_ip] if big else SEED_NODE
+                r = run_seed(lab, bounds, pnn, tcp=tcp_clients.prober if tcp_clients else None)
             except AssertionError as e:
                 violations.append(f"trial {k + 1}: {str(e).splitlines()[0]}")
                 print(f"trial {k + 1:>3}/{trials}: BOUND VIOLATED: {violations[-1]}", flush=True)
             else:
-                tcp = max(r.tcp_outage.values())
+                tcp = max(r.tcp_outage.values()) if r.tcp_outage else None
                 first = min(r.moved, key=lambda e: e.t)
-                stages = breakdown(lab.timeline, r.t0, SEED_NODE, first)
+                stages = breakdown(lab.timeline, r.t0, pnn, first)
                 out.append(Trial(r.detection, r.takeover, r.worst_outage, tcp, stages.total,
                                  stages))
                 total = "-" if stages.total is None else f"{stages.total * 1000:.1f} ms"
                 print(f"trial {k + 1:>3}/{trials}: detection {r.detection:.3f} s, "
                       f"takeover {r.takeover:+.3f} s, client outage {r.worst_outage:.3f} s, "
-                      f"TCP outage {tcp:.3f} s, fault -> reachable {total}", flush=True)
+                      f"TCP outage {'-' if tcp is None else f'{tcp:.3f} s'}, "
+                      f"fault -> reachable {total}", flush=True)
             lab.faults.undo_all()
     return out, violations
 
@@ -134,12 +144,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
             (0.005 if args.event_mode else 0.02)
         res, violations = run_trials(name, args.trials, args.monitor_interval,
                                      args.event_mode, args.seed, tickles=not args.no_tickles,
-                                     probe_period=probe_period)
+                                     probe_period=probe_period, nodes=args.nodes)
         samples[name] = {"detection": [t.detection for t in res],
                          "takeover": [t.takeover for t in res],
                          "outage": [t.outage for t in res],
-                         "tcp_outage": [t.tcp_outage for t in res]}
-        lines += [f"\n{name}, {mode} monitor, MonitorInterval {args.monitor_interval} s, "
+                         "tcp_outage": [t.tcp_outage for t in res if t.tcp_outage is not None]}
+        lines += [f"\n{name}, {args.nodes} nodes, {mode} monitor, "
+                  f"MonitorInterval {args.monitor_interval} s, "
                   f"tickles {'off' if args.no_tickles else 'on'}, prober every "
                   f"{probe_period * 1000:g} ms, {len(res)} trials (seconds)", HEADER,
                   _dist("detection", samples[name]["detection"]),
@@ -195,6 +206,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the HTML page of the distributions (default "
                         "artifacts/stats/report.html)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--nodes", type=int, default=3, metavar="N",
+                   help="cluster size (default 3: node 2's cable is pulled; larger: the "
+                        "holder's of the first public IP, without TCP clients)")
     p.add_argument("--probe-period", type=float, default=None, metavar="S",
                    help="the client prober's period (default 0.005 in event mode, else 0.02)")
     p.add_argument("--no-tickles", action="store_true",
