@@ -18,6 +18,7 @@ Layouts: linux/rtnetlink.h, if_link.h, if_addr.h.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import sys
@@ -183,25 +184,38 @@ def decode_events(data: bytes) -> list[tuple[Any, ...]]:
     return out
 
 
-# -- dumps on a raw socket --------------------------------------------------------------
+# -- requests on a raw socket ----------------------------------------------------------
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_GETLINK, RTM_GETADDR = 18, 22
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x200, 0x400, 0x300
 NETLINK_ROUTE = 0
+RTMGRP_LINK = 0x1
+IFA_LOCAL, IFA_BROADCAST = 2, 4
 _ERRNO = struct.Struct("=i")
 
 
-class Dumper:
-    """Link and IPv4 address dumps of the calling process's namespace, read with
-    `decode_events` from one raw rtnetlink socket.
+def _rta(typ: int, data: bytes) -> bytes:
+    """One rtattr, padded to 4 bytes."""
+    return _RTA.pack(4 + len(data), typ) + data + b"\0" * (-len(data) % 4)
 
-    The failover daemon reads its addresses and links on every takeover
-    request and monitor run; pyroute2 decodes every attribute of every
-    message, about 10 ms per dump of a node's few links here (much more on a
-    loaded machine), which was most of an event-mode takeover. One thread
-    only (the daemon's kernel worker): requests and replies are matched by
-    sequence number on a socket that joins no multicast group.
+
+class RawRtnl:
+    """The failover daemon's rtnetlink: dumps of links and IPv4 addresses, adding
+    and removing an IPv4 address, setting a link up - in the calling process's
+    namespace, on one raw socket, replies read with `decode_events`.
+
+    Why not pyroute2 (which the harness uses everywhere else): the daemon reads
+    its links and addresses on every takeover request, monitor run and status
+    poll, and pyroute2 decodes every attribute of every message - 10 to 40 ms a
+    dump of a node's few links on a loaded machine, most of an event-mode
+    takeover; importing it was also 40 % of the daemon's start-up CPU, which a
+    64-node cluster pays 64 times. The requests here are five fixed layouts
+    (linux/rtnetlink.h, if_addr.h); a test compares every reply with
+    pyroute2's reading of the same kernel state.
+
+    One thread only (the daemon's kernel worker): requests and replies are
+    matched by sequence number on a socket that joins no multicast group.
     """
 
     def __init__(self) -> None:
@@ -213,11 +227,12 @@ class Dumper:
     def close(self) -> None:
         self.sock.close()
 
-    def _dump(self, typ: int, body: bytes) -> list[tuple[Any, ...]]:
+    def _request(self, typ: int, flags: int, body: bytes) -> list[tuple[Any, ...]]:
+        """Send one request; its replies' decoded events (a dump), or [] after
+        the kernel's acknowledgement. A kernel error raises OSError(errno)."""
         self.seq += 1
         seq = self.seq
-        self.sock.send(_NLMSG.pack(16 + len(body), typ, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
-                       + body)
+        self.sock.send(_NLMSG.pack(16 + len(body), typ, NLM_F_REQUEST | flags, seq, 0) + body)
         out: list[tuple[Any, ...]] = []
         while True:
             data = self.sock.recv(1 << 20)
@@ -229,24 +244,50 @@ class Dumper:
                 if mseq == seq and mtyp == NLMSG_DONE:
                     done = True
                 elif mseq == seq and mtyp == NLMSG_ERROR:
-                    err = _ERRNO.unpack_from(data, off + 16)[0]
+                    err = -_ERRNO.unpack_from(data, off + 16)[0]
                     if err:
-                        raise OSError(-err, f"rtnetlink dump {typ}: error {-err}")
+                        raise OSError(err, f"rtnetlink request {typ}: {os.strerror(err)}")
+                    done = True  # the acknowledgement
                 off += (ln + 3) & ~3
             out += decode_events(data)
             if done:
                 return out
 
+    # -- reads -----------------------------------------------------------------------
     def links(self) -> dict[int, LinkView]:
         """Every link, by index."""
-        return {e[1]: e[2] for e in self._dump(RTM_GETLINK, _IFINFO_REQ)
+        return {e[1]: e[2] for e in self._request(RTM_GETLINK, NLM_F_DUMP,
+                                                  _IFINFO.pack(0, 0, 0, 0, 0))
                 if e[0] == "link"}
 
     def ipv4(self) -> list[tuple[int, str, int]]:
         """Every IPv4 address as (link index, address, prefix length)."""
-        return [(e[1], e[2], e[3])
-                for e in self._dump(RTM_GETADDR, bytes([socket.AF_INET]) + b"\0" * 7)
+        body = _IFADDR.pack(socket.AF_INET, 0, 0, 0, 0)
+        return [(e[1], e[2], e[3]) for e in self._request(RTM_GETADDR, NLM_F_DUMP, body)
                 if e[0] == "addr"]
 
+    # -- changes -----------------------------------------------------------------------
+    def add_ipv4(self, index: int, ip: str, prefixlen: int, broadcast: str) -> None:
+        """`ip addr add IP/PREFIXLEN broadcast B dev INDEX` (EEXIST if it is there)."""
+        body = (_IFADDR.pack(socket.AF_INET, prefixlen, 0, 0, index)
+                + _rta(IFA_LOCAL, socket.inet_aton(ip)) + _rta(IFA_ADDRESS, socket.inet_aton(ip))
+                + _rta(IFA_BROADCAST, socket.inet_aton(broadcast)))
+        self._request(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
 
-_IFINFO_REQ = bytes(16)  # struct ifinfomsg, all zero: every family, every link
+    def del_ipv4(self, index: int, ip: str, prefixlen: int) -> None:
+        """`ip addr del IP/PREFIXLEN dev INDEX` (EADDRNOTAVAIL if it is not there)."""
+        body = (_IFADDR.pack(socket.AF_INET, prefixlen, 0, 0, index)
+                + _rta(IFA_LOCAL, socket.inet_aton(ip)) + _rta(IFA_ADDRESS, socket.inet_aton(ip)))
+        self._request(RTM_DELADDR, NLM_F_ACK, body)
+
+    def set_up(self, index: int) -> None:
+        """`ip link set INDEX up`."""
+        self._request(RTM_NEWLINK, NLM_F_ACK, _IFINFO.pack(0, 0, index, IFF_UP, IFF_UP))
+
+
+def link_events_socket() -> socket.socket:
+    """A raw rtnetlink socket of the calling thread's namespace subscribed to link
+    changes (read its datagrams with decode_events)."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+    s.bind((0, RTMGRP_LINK))
+    return s

@@ -1,18 +1,20 @@
 """The daemon's hands in the kernel: addresses, link state, gratuitous ARP,
 and a netlink watcher for the event-driven mode.
 
-pyroute2's sync IPRoute must not be used from a thread with a running asyncio
-loop, and its sockets are per thread; so every call goes through one
-dedicated worker thread that owns one socket for the daemon's lifetime.
-The daemon runs inside its node namespace, so that socket is the node's.
+Netlink requests block, so every call goes through one dedicated worker
+thread that owns one rtnetlink socket (harness.rtnl.RawRtnl) for the
+daemon's lifetime. The daemon runs inside its node namespace, so that socket
+is the node's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import os
+import select
 import socket
 import struct
 import threading
@@ -21,13 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pyroute2 import IPRoute
-
-from harness.rtnl import Dumper
+from harness.rtnl import LinkView, RawRtnl, decode_events, link_events_socket
 
 T = TypeVar("T")
 ETH_P_ARP = 0x0806
-RTMGRP_LINK = 0x1
 
 
 def refuse_host_namespace() -> None:
@@ -60,31 +59,21 @@ class KernelOps:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="netops")
         self._local = threading.local()
 
-    def _ipr(self) -> IPRoute:
-        """pyroute2, for changes (few, and its requests are easy to get right)."""
-        ipr = getattr(self._local, "ipr", None)
-        if ipr is None:
-            ipr = self._local.ipr = IPRoute()
-        return ipr
-
-    def _dumper(self) -> Dumper:
-        """Reads: many (every request and monitor run), so decoded by harness.rtnl."""
-        d = getattr(self._local, "dumper", None)
-        if d is None:
-            d = self._local.dumper = Dumper()
-        return d
+    def _rtnl(self) -> RawRtnl:
+        """The worker thread's socket, opened on first use."""
+        r = getattr(self._local, "rtnl", None)
+        if r is None:
+            r = self._local.rtnl = RawRtnl()
+        return r
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def close(self) -> None:
         def shut() -> None:
-            ipr = getattr(self._local, "ipr", None)
-            if ipr is not None:
-                ipr.close()
-            d = getattr(self._local, "dumper", None)
-            if d is not None:
-                d.close()
+            r = getattr(self._local, "rtnl", None)
+            if r is not None:
+                r.close()
         self._pool.submit(shut).result()
         self._pool.shutdown()
 
@@ -92,16 +81,22 @@ class KernelOps:
     def links(self) -> dict[str, dict[str, Any]]:
         return {v.ifname: {"index": v.index, "up": v.admin, "carrier": v.carrier,
                            "mac": v.mac, "master": v.master}
-                for v in self._dumper().links().values()}
+                for v in self._rtnl().links().values()}
 
     def addresses(self) -> dict[ipaddress.IPv4Address, str]:
         """Every IPv4 address here -> interface name."""
-        d = self._dumper()
-        names = {i: v.ifname for i, v in d.links().items()}
-        return {ipaddress.IPv4Address(ip): names.get(index, "?") for index, ip, _ in d.ipv4()}
+        r = self._rtnl()
+        names = {i: v.ifname for i, v in r.links().items()}
+        return {ipaddress.IPv4Address(ip): names.get(index, "?") for index, ip, _ in r.ipv4()}
 
-    def _link(self, iface: str) -> Any:
-        return next((v for v in self._dumper().links().values() if v.ifname == iface), None)
+    def _link(self, iface: str) -> LinkView | None:
+        return next((v for v in self._rtnl().links().values() if v.ifname == iface), None)
+
+    def _index(self, iface: str) -> int:
+        v = self._link(iface)
+        if v is None:
+            raise OSError(f"no such interface: {iface}")
+        return v.index
 
     # -- LinkProbe for ifcheck (run on the worker) ------------------------------
     def exists(self, iface: str) -> bool:
@@ -119,17 +114,15 @@ class KernelOps:
         return v is not None and v.carrier
 
     def set_up(self, iface: str) -> None:
-        self._ipr().link("set", ifname=iface, state="up")
+        self._rtnl().set_up(self._index(iface))
 
     # -- changes (run on the worker) ---------------------------------------------
     def add_address(self, iface: str, addr: ipaddress.IPv4Interface) -> None:
-        idx = self._ipr().link_lookup(ifname=iface)[0]
-        self._ipr().addr("add", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen,
-                         broadcast=str(addr.network.broadcast_address))
+        self._rtnl().add_ipv4(self._index(iface), str(addr.ip), addr.network.prefixlen,
+                              str(addr.network.broadcast_address))
 
     def del_address(self, iface: str, addr: ipaddress.IPv4Interface) -> None:
-        idx = self._ipr().link_lookup(ifname=iface)[0]
-        self._ipr().addr("del", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen)
+        self._rtnl().del_ipv4(self._index(iface), str(addr.ip), addr.network.prefixlen)
 
 
 def arp_frames(mac: str, ip: ipaddress.IPv4Address) -> tuple[bytes, bytes]:
@@ -168,14 +161,23 @@ class LinkWatcher:
             raise RuntimeError("netlink link watcher did not start")
 
     def _run(self) -> None:
-        with IPRoute() as ipr:
-            ipr.bind(groups=RTMGRP_LINK)
+        with link_events_socket() as s:
             self._ready.set()
             while not self._stop.is_set():
-                for msg in ipr.get():
-                    name = msg.get_attr("IFLA_IFNAME")
-                    if name:
-                        self._notify(name)
+                if not select.select([s], [], [], 0.5)[0]:
+                    continue
+                try:
+                    events = decode_events(s.recv(1 << 16))
+                except OSError as e:
+                    if e.errno != errno.ENOBUFS:
+                        raise
+                    self._notify("")  # events were lost: something changed, look
+                    continue
+                for ev in events:
+                    if ev[0] == "link":
+                        self._notify(ev[2].ifname)
+                    elif ev[0] == "dellink":
+                        self._notify("")
 
     def stop(self) -> None:
         self._stop.set()

@@ -397,27 +397,51 @@ def test_fast_decoder_agrees_with_pyroute2(cluster):
     assert kinds == {"link", "addr", "deladdr"}
 
 
-def test_raw_dumps_agree_with_pyroute2(cluster):
-    """The failover daemon's link and address dumps (harness.rtnl.Dumper) read
-    what pyroute2's dumps read, in a node's namespace with a public IP added."""
+def test_raw_rtnetlink_agrees_with_pyroute2(cluster):
+    """The failover daemon's own rtnetlink (harness.rtnl.RawRtnl), in a node's
+    namespace: its dumps read what pyroute2's read, the address it adds is the
+    one pyroute2's `addr add` makes (local, address, broadcast), it sets a link
+    up, and the kernel's refusals come back as OSError with the errno."""
+    import errno
     import socket
 
-    from harness.rtnl import Dumper, link_view
+    import pytest
+
+    from harness.rtnl import RawRtnl, link_view
+
+    def addrs(r):
+        return sorted((a["index"], a.get_attr("IFA_ADDRESS"), a.get_attr("IFA_LOCAL"),
+                       a.get_attr("IFA_BROADCAST"), a["prefixlen"])
+                      for a in r.addr("dump", family=socket.AF_INET))
 
     def body(r):
         idx = r.link_lookup(ifname="eth1")[0]
-        r.addr("add", index=idx, address=IP1, prefixlen=24)
-        d = Dumper()
+        raw = RawRtnl()
         try:
-            ours = (d.links(), sorted(d.ipv4()))
+            raw.add_ipv4(idx, IP1, 24, "203.0.113.255")
+            dumps = (raw.links(), sorted(raw.ipv4()))
+            theirs = ({m["index"]: link_view(m) for m in r.link("dump")},
+                      sorted((a["index"], a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+                             for a in r.addr("dump", family=socket.AF_INET)))
+            ours_added = addrs(r)
+            with pytest.raises(OSError) as twice:
+                raw.add_ipv4(idx, IP1, 24, "203.0.113.255")
+            raw.del_ipv4(idx, IP1, 24)
+            with pytest.raises(OSError) as gone:
+                raw.del_ipv4(idx, IP1, 24)
+            r.addr("add", index=idx, address=IP1, prefixlen=24, broadcast="203.0.113.255")
+            pyroute2_added = addrs(r)
+            r.addr("del", index=idx, address=IP1, prefixlen=24)
+            r.link("set", index=idx, state="down")
+            raw.set_up(idx)
+            up = bool(r.link("get", index=idx)[0]["flags"] & 1)
         finally:
-            d.close()
-        theirs = ({m["index"]: link_view(m) for m in r.link("dump")},
-                  sorted((a["index"], a.get_attr("IFA_ADDRESS"), a["prefixlen"])
-                         for a in r.addr("dump", family=socket.AF_INET)))
-        r.addr("del", index=idx, address=IP1, prefixlen=24)
-        return ours, theirs
+            raw.close()
+        return dumps, theirs, ours_added, pyroute2_added, twice.value, gone.value, up
 
-    ours, theirs = cluster.nodes[0].netlink(body)
-    assert ours == theirs
-    assert len(ours[0]) >= 3 and any(ip == IP1 for _, ip, _ in ours[1])
+    dumps, theirs, ours_added, pyroute2_added, twice, gone, up = cluster.nodes[0].netlink(body)
+    assert dumps == theirs
+    assert len(dumps[0]) >= 3 and any(ip == IP1 for _, ip, _ in dumps[1])
+    assert ours_added == pyroute2_added and any(a[1] == IP1 for a in ours_added)
+    assert twice.errno == errno.EEXIST and gone.errno == errno.EADDRNOTAVAIL
+    assert up
