@@ -14,7 +14,7 @@ import asyncio
 from harness.failover.events import run_node_event
 from harness.failover.log import NOTICE, log
 from harness.failover.membership import Message
-from harness.failover.netops import KernelOps, send_garp
+from harness.failover.netops import KernelOps
 from harness.failover.state import IPv4, NodeState
 from harness.failover.tickles import Tickles
 
@@ -88,18 +88,17 @@ class IpOwner:
         """Gratuitous ARP request + unsolicited reply, 3 rounds 1.1 s apart;
         each round also tickles the IP's known clients, as ctdbd's
         ctdb_control_send_arp does (the list as it was at the takeover)."""
-        links = await self.kernel.call(self.kernel.links)
-        mac = links.get(iface, {}).get("mac")
-        if not mac:
-            return
         conns = self.tickles.of(ip) if self.tickles else []
         for k in range(GARP_ROUNDS):
+            # the first round at once (the address was added a moment ago): each
+            # kernel call is a hop to the worker thread, and the clients wait
             if k:
                 await asyncio.sleep(GARP_GAP)
-            if ip not in await self.held():
-                return
+                if ip not in await self.held():
+                    return
             try:
-                await self.kernel.call(send_garp, iface, mac, ip)
+                if not await self.kernel.call(self.kernel.announce, iface, ip):
+                    return
                 if self.tickles:
                     await self.kernel.call(self.tickles.tickle, ip, conns)
             except OSError as e:

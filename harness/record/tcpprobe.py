@@ -16,7 +16,8 @@ Events (source "probe", t = monotonic):
                 "stalled" (a request unanswered for `stall`), "answering" (after a
                 stall), "reset", "timeout", "refused", "closed"
   probe.tcp     {ip, answered, last_prev_t}  per IP: answered=False once no request
-                on any connection was answered for `stall` (t = then), True at the
+                on any connection was answered for `stall`, or a busy connection
+                was reset or closed (t = then), True at the
                 first answer after; last_prev_t = the last answer before the outage
                 (so harness.record.outages.outages(kind="probe.tcp") reads them too)
 The TCP outage of an IP is from the last answered request before it to the
@@ -155,6 +156,13 @@ class TcpProber(RecorderThread):
             c.sock.close()
         c.sock, c.connecting_since, c.sent_at = None, None, None
         self._emit_conn(c, state, t, error)
+        s = self.ips[c.ip]
+        if state in ("reset", "closed") and not c.idle and not s.down and s.last_ok is not None:
+            # a client's session broke: its outage starts now, even if the reconnect
+            # is answered before `stall` (a takeover with tickles can be that quick)
+            s.down = True
+            self.emit("probe", "probe.tcp", None, t, ip=s.ip, answered=False,
+                      last_prev_t=s.last_ok)
 
     def _answered(self, s: _Ip, t: float) -> None:
         if s.down:
