@@ -208,6 +208,45 @@ def add_client(plan: BuildPlan, network: str) -> None:
     _attach_ports(plan, {client_port(network): bridge_name(network)})
 
 
+PIN_NEIGHBOURS_ABOVE = 256
+"""Private-network neighbour entries (nodes x (nodes - 1)) above which the
+builder pins them (see _pin_private_neighbours): 17 nodes and more."""
+
+NUD_PERMANENT = 0x80
+
+
+def _pin_private_neighbours(plan: BuildPlan) -> None:
+    """Permanent ARP entries for every peer on the private network, in every node.
+
+    The kernel's ARP table is one for all namespaces, and its gc_thresh3
+    (1024 by default, a setting of the host's own namespace, which the
+    harness never changes) caps the dynamic entries of all of them together:
+    a 64-node mesh alone needs 4,032, after which no namespace on the machine
+    could resolve a new address ("neighbor table overflow", clients could
+    not reach any public IP). Permanent entries are not counted against it.
+    In a real cluster each node has a kernel of its own, so this is an
+    artefact of one machine: pinning removes it without changing what a
+    node sees (the peers' MACs do not change; a port that goes down
+    forgets its entries and learns them again by ARP)."""
+    top = plan.topology
+    net, ifname = top.private, top.private_interface.name
+
+    def mac(ipr: NsRoute) -> str:
+        return str(ipr.link("get", index=ipr.link_lookup(ifname=ifname)[0])[0]
+                   .get_attr("IFLA_ADDRESS"))
+
+    macs = [netns.in_netns(plan.node(p), mac) for p in range(top.nodes)]
+    for pnn in range(top.nodes):
+        def pin(ipr: NsRoute, pnn: int = pnn) -> None:
+            index = ipr.link_lookup(ifname=ifname)[0]
+            for peer in range(top.nodes):
+                if peer != pnn:
+                    ipr.neigh("replace", dst=str(net.node_address(peer).ip),
+                              lladdr=macs[peer], ifindex=index, state=NUD_PERMANENT)
+
+        netns.in_netns(plan.node(pnn), pin)
+
+
 def build(plan: BuildPlan) -> None:
     """Create all namespaces and links of the plan (caller tears down on error).
 
@@ -225,6 +264,8 @@ def build(plan: BuildPlan) -> None:
     finally:
         os.close(fd)
     _wire_switch(plan)
+    if plan.topology.nodes * (plan.topology.nodes - 1) > PIN_NEIGHBOURS_ABOVE:
+        _pin_private_neighbours(plan)
 
 
 def teardown(plan: BuildPlan) -> None:

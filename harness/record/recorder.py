@@ -48,7 +48,8 @@ class Recorder:
                  ctl_timeout: float = 3.0,
                  logs: Iterable[LogSpec] = (), log_pattern: str | None = None,
                  follow_backend_logs: bool = True, probe: bool = False,
-                 probe_period: float = 0.03, probe_max_s: float = 900.0) -> None:
+                 probe_period: float = 0.03, probe_max_s: float = 900.0,
+                 log_interval: float = 0.02) -> None:
         # periods are host seconds: under emulation (the VM) they stretch with the
         # time scale like every bound does, or the pollers alone (a `ctdb`
         # process per node twice every 100 ms, each spawn ~35x dearer there)
@@ -90,7 +91,7 @@ class Recorder:
             specs += [LogSpec(Path(backend.log_path(n.pnn)), n.pnn, log_pattern)
                       for n in cluster.nodes]
         for spec in specs:
-            self.components.append(LogFollower(spec, timeline, stop))
+            self.components.append(LogFollower(spec, timeline, stop, log_interval))
         if probe:
             for c in cluster.clients.values():
                 self.probers.append(ClientProber(cluster, timeline, client=c,

@@ -105,3 +105,21 @@ def test_bond_active_backup_fails_over_between_slaves(cluster):
     switched()
     text = node.run(["cat", "/proc/net/bonding/bond0"]).stdout
     assert "Bonding Mode: fault-tolerance (active-backup)" in text
+
+
+def test_large_cluster_pins_private_neighbours_and_every_node_is_reachable():
+    """17 nodes and more: the private mesh's ARP entries are permanent (the
+    kernel's one ARP table would otherwise overflow its gc_thresh3 for every
+    namespace on the machine: harness.builder._pin_private_neighbours); the
+    client still resolves and reaches every node's public address."""
+    state = runs.RunState(runs.new_run_id()).claim()
+    with Cluster.create(default_topology(18).plain(), state) as c:
+        out = c.nodes[0].run(["ip", "neigh", "show", "nud", "permanent", "dev", "eth0"]).stdout
+        assert len(out.splitlines()) == 17
+        assert "198.18.0.18 " in out and "198.18.0.1 " not in out
+        client = next(iter(c.clients.values()))
+        for pnn in (0, 17):
+            ip = f"203.0.113.{pnn + 1}"
+            assert client.run(["ping", "-c1", "-W2", ip], check=False).returncode == 0, ip
+    assert c.leftovers() == []
+    state.remove()
