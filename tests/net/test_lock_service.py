@@ -14,7 +14,7 @@ from harness import netns
 from harness.faults import Partition
 from harness.lockservice import CLIENT_PORT, EtcdService
 from harness.record import Recorder, Timeline
-from harness.topology import Topology, TopologyError, topology_from_dict
+from harness.topology import Topology, TopologyError, topology_from_dict, topology_to_dict
 
 pytestmark = pytest.mark.skipif(EtcdService.unavailable() is not None,
                                 reason=str(EtcdService.unavailable()))
@@ -82,6 +82,8 @@ def test_teardown_stops_etcd(topology):
 
 
 def test_cluster_lock_key_is_checked():
-    assert topology_from_dict({"cluster_lock": "etcd"}).cluster_lock == "etcd"
+    top = topology_from_dict({"cluster_lock": "etcd"})
+    assert top.cluster_lock == "etcd" and topology_from_dict(topology_to_dict(top)) == top
+    assert "cluster_lock" not in topology_to_dict(topology_from_dict({}))  # old files stay equal
     with pytest.raises(TopologyError, match=r"^t.toml: cluster_lock = 'zk'; use one of"):
         topology_from_dict({"cluster_lock": "zk"}, "t.toml")
