@@ -230,7 +230,7 @@ def test_three_way_partition(backend, faults, timeline, record_property):
 
 @pytest.mark.long
 @pytest.mark.tunables(**KEEPALIVE)
-def test_lock_service_killed_and_restarted(backend, cluster, faults, timeline, record_property):
+def test_lock_service_killed_and_restarted(backend, faults, timeline, record_property):
     """etcd dies: the leader's helper exits within its loss bound and nobody
     can take the lock, so no takeover runs: a pulled cable is NOT failed over
     (the node turns UNHEALTHY, its IPs stay). etcd back: a leader is elected
@@ -238,9 +238,8 @@ def test_lock_service_killed_and_restarted(backend, cluster, faults, timeline, r
     b = Bounds.of(backend)
     victim = next(p for p in (2, 1, 0) if p != backend.agreed_leader())
     ips = owned(backend, victim)
-    service = cluster.lock_service
-    t_kill, _ = service.kill()
-    timeline.mark("fault", "fault.apply", None, fault="KillLockService", desc="etcd SIGKILL")
+    kill = faults.kill_lock_service().apply()
+    t_kill = kill.apply_event.t
     # ctdbd: "Cluster lock helper terminated"; failoverd logs the same words
     lost = expect(timeline, "log", after=t_kill,
                   within=(0, (LOCK.loss_bound + HELPER_START) * time_scale()),
@@ -260,9 +259,8 @@ def test_lock_service_killed_and_restarted(backend, cluster, faults, timeline, r
                               where=has_flag("UNHEALTHY"))
     report(record_property, f"{backend.name}: pulled node seen UNHEALTHY without a lock",
            f"+{flagged[0].t - pull.apply_event.t:.2f} s" if flagged else "never")
-    service.start()
-    restarted = time.monotonic()
-    timeline.mark("fault", "fault.undo", None, fault="KillLockService", desc="etcd restarted")
+    kill.undo()  # returns once etcd answers /health again
+    restarted = kill.undo_event.data["t_after"]
     bound = election_bound(b)
     for ip in ips:
         add = expect(timeline, "addr.add", after=restarted, within=(0, bound), ip=ip,
