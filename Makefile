@@ -11,7 +11,7 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 APT_PKGS := iproute2 ethtool nftables iptables iputils-ping iputils-arping procps util-linux \
-            python3-venv ctdb chromium chromium-driver
+            python3-venv ctdb chromium chromium-driver etcd-server python3-etcd
 PYTEST_ARGS ?=
 CI_FILES := $(wildcard .github/workflows/*.yml)
 

@@ -6,6 +6,8 @@ Layout for run R:
                 veth ends n<pnn>-<port> ("the cable": set it down to pull it)
   fth-R-n<pnn>  node: eth0 (private), bond0 over eth1 or eth1 (public), lo up
   fth-R-c-<net> client on each public network: eth0 with the last host address
+  fth-R-lock    with cluster_lock = "etcd": the lock host, eth0 on the private
+                network (third-last host address); its cable is switch port "lock"
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ QUIET_SYSCTLS = NODE_SYSCTLS[-2:]
 
 def switch_port(pnn: int, port: str) -> str:
     return f"n{pnn}-{port}"
+
+
+# The lock host's cable on the switch (its end on the private bridge).
+LOCK_PORT = "lock"
 
 
 def client_port(network: str) -> str:
@@ -104,6 +110,11 @@ class BuildPlan:
     def client(self, network: str) -> str:
         return self.state.ns_name(f"c-{network}")
 
+    @property
+    def lock(self) -> str | None:
+        """The lock host's namespace, or None when the cluster lock is a host file."""
+        return self.state.ns_name("lock") if self.topology.cluster_lock == "etcd" else None
+
     def check(self) -> None:
         top = self.topology
         for i in top.interfaces:
@@ -171,6 +182,21 @@ def _build_client(plan: BuildPlan, network: str, switch_fd: int) -> None:
     netns.create_netns(plan.client(network), setup)
 
 
+def _build_lock(plan: BuildPlan, switch_fd: int) -> None:
+    """The lock host: one cable to the private bridge, nothing else (what runs
+    in it is harness.lockservice's business)."""
+    addr = plan.topology.lock_address()
+
+    def setup(ipr: NsRoute) -> None:
+        _quiet(ipr)
+        Veth("eth0", LOCK_PORT, switch_fd, up=True).create(ipr)
+        ipr.addr("add", index=ipr.link_lookup(ifname="eth0")[0], address=str(addr.ip),
+                 prefixlen=addr.network.prefixlen, broadcast=str(addr.network.broadcast_address))
+
+    assert plan.lock is not None
+    netns.create_netns(plan.lock, setup)
+
+
 def _wire_switch(plan: BuildPlan) -> None:
     """Attach every switch-side veth end to its network's bridge and bring it up."""
     top = plan.topology
@@ -181,6 +207,8 @@ def _wire_switch(plan: BuildPlan) -> None:
                 wanted[switch_port(pnn, port)] = bridge_name(iface.network)
     for net in top.public_networks:
         wanted[client_port(net.name)] = bridge_name(net.name)
+    if plan.lock is not None:
+        wanted[LOCK_PORT] = bridge_name(top.private_network)
 
     _attach_ports(plan, wanted)
 
@@ -261,6 +289,8 @@ def build(plan: BuildPlan) -> None:
             _build_node(plan, pnn, fd)
         for net in plan.topology.public_networks:
             _build_client(plan, net.name, fd)
+        if plan.lock is not None:
+            _build_lock(plan, fd)
     finally:
         os.close(fd)
     _wire_switch(plan)

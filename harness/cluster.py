@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import builder, netns
+from harness import builder, lockservice, netns
 from harness.netns import NsRoute
 from harness.rtnl import LinkView, link_view
 from harness.runs import ProcRecord, RunState, alive, new_run_id
@@ -209,6 +209,8 @@ class Cluster:
         self.switch = Host(self.plan.switch, self)
         self.workdir = state.dir / "work"
         self.build_seconds = 0.0
+        # cluster_lock = "etcd": the lock host's etcd, started with the cluster
+        self.lock_service = lockservice.lock_service(self)
 
     @classmethod
     def create(cls, topology: Topology, state: RunState | None = None) -> Cluster:
@@ -220,6 +222,8 @@ class Cluster:
         try:
             cluster.workdir.mkdir(parents=True, exist_ok=True)
             builder.build(cluster.plan)
+            if cluster.lock_service is not None:
+                cluster.lock_service.start()
         except BaseException:
             cluster.destroy()
             raise
@@ -273,5 +277,7 @@ class Cluster:
         for name, c in self.clients.items():
             lines.append(f"  client {name}: ip netns exec {c.netns} bash")
         lines.append(f"  switch: ip netns exec {self.plan.switch} bash")
+        if self.plan.lock is not None:
+            lines.append(f"  lock host (etcd): ip netns exec {self.plan.lock} bash")
         lines.append("  remove it with: harness gc --force " + self.run_id)
         return "\n".join(lines)

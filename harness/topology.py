@@ -19,6 +19,11 @@ import tomli_w
 from harness.ctdb import ConfigError, PublicAddress, parse_address, parse_public_addresses
 
 BOND_MODES = ("active-backup", "802.3ad", "balance-rr")
+# Where the cluster lock lives: "fcntl" is a file on the host that all nodes
+# share (fast, but a partition of the private network does not cut it);
+# "etcd" is an etcd server in a `lock` namespace on the private switch, which
+# a partition does cut (harness.lockservice).
+CLUSTER_LOCKS = ("fcntl", "etcd")
 # Never used inside the project: the host's own network.
 FORBIDDEN = ipaddress.ip_network("192.0.2.0/24")
 MAX_NODES = 200
@@ -120,6 +125,7 @@ class Topology:
         for i in range(3)
     )
     private_network: str = "private"
+    cluster_lock: str = "fcntl"
     source: str = field(default="<default>", compare=False)
 
     # -- derived views -------------------------------------------------
@@ -146,6 +152,12 @@ class Topology:
     @property
     def private_interface(self) -> Interface:
         return next(i for i in self.interfaces if i.network == self.private_network)
+
+    def lock_address(self) -> ipaddress.IPv4Interface:
+        """The lock host's address on the private network: the third-last host
+        (the last is a private-network client's, as for every network)."""
+        net = self.private.subnet
+        return ipaddress.IPv4Interface(f"{net[-3]}/{net.prefixlen}")
 
     def node_addresses(self) -> list[ipaddress.IPv4Address]:
         """The CTDB `nodes` file contents: private address per pnn."""
@@ -202,6 +214,9 @@ class Topology:
     def validated(self) -> Topology:
         """Return self, or raise TopologyError naming the first problem."""
         src = self.source
+        if self.cluster_lock not in CLUSTER_LOCKS:
+            raise TopologyError(f"{src}: cluster_lock = {self.cluster_lock!r}; use one of "
+                                f"{', '.join(repr(c) for c in CLUSTER_LOCKS)}")
         if not 1 <= self.nodes <= MAX_NODES:
             raise TopologyError(f"{src}: nodes = {self.nodes}; use 1..{MAX_NODES}")
         names = [n.name for n in self.networks]
@@ -221,6 +236,12 @@ class Topology:
                 raise TopologyError(
                     f"{src}: networks.{n.name}.subnet {n.subnet} is too small for "
                     f"{self.nodes} nodes and a client; use a shorter prefix"
+                )
+            if (self.cluster_lock == "etcd" and n.name == self.private_network
+                    and n.subnet.num_addresses - 4 < self.nodes):
+                raise TopologyError(
+                    f"{src}: networks.{n.name}.subnet {n.subnet} is too small for "
+                    f"{self.nodes} nodes, a client and the lock host; use a shorter prefix"
                 )
         seen_ports: set[str] = set()
         for i in self.interfaces:
@@ -288,7 +309,8 @@ def default_topology(nodes: int = 3) -> Topology:
 
 # -- TOML --------------------------------------------------------------
 
-_TOP_KEYS = {"nodes", "networks", "interfaces", "public_addresses", "private_network"}
+_TOP_KEYS = {"nodes", "networks", "interfaces", "public_addresses", "private_network",
+             "cluster_lock"}
 _BOND_KEYS = {"mode", "miimon", "updelay", "downdelay", "slaves", "primary"}
 
 
@@ -327,6 +349,9 @@ def topology_from_dict(data: dict[str, Any], source: str = "<dict>") -> Topology
         kw["private_network"] = _want(
             data["private_network"], str, f"{source}: private_network", "a network name"
         )
+    if "cluster_lock" in data:
+        kw["cluster_lock"] = _want(data["cluster_lock"], str, f"{source}: cluster_lock",
+                                   f"one of {', '.join(repr(c) for c in CLUSTER_LOCKS)}")
     if "interfaces" in data:
         ifs = []
         table = _want(data["interfaces"], dict, f"{source}: interfaces", "a table")
@@ -407,13 +432,16 @@ def topology_to_dict(top: Topology) -> dict[str, Any]:
             if b.primary is not None:
                 spec["bond"]["primary"] = b.primary
         interfaces[i.name] = spec
-    return {
+    out: dict[str, Any] = {
         "nodes": top.nodes,
         "private_network": top.private_network,
         "networks": {n.name: {"subnet": str(n.subnet)} for n in top.networks},
         "interfaces": interfaces,
         "public_addresses": [p.line() for p in top.public_addresses],
     }
+    if top.cluster_lock != "fcntl":  # the default is left out: older files stay equal
+        out["cluster_lock"] = top.cluster_lock
+    return out
 
 
 def save_topology(top: Topology, path: str | Path, comment: str | None = None) -> None:

@@ -13,6 +13,10 @@
 # which is python3 on Debian 12 (3.11), Debian 13 (3.13) and Ubuntu 24.04
 # (3.12), but Ubuntu 22.04's python3 is 3.10: there it takes python3.11 and
 # python3.11-venv (jammy's universe) and builds .venv with python3.11.
+# The cluster lock service (topology cluster_lock = "etcd") is etcd-server
+# with python3-etcd for ctdb's own ctdb_etcd_lock helper, under the same
+# names everywhere (listed in APT_PKGS; etcd's v2 API, which the helper
+# needs, is switched on by the harness with --enable-v2).
 # ctdb comes in four releases this way (4.15 jammy, 4.17 bookworm, 4.19
 # noble, 4.22 trixie), all of which the ctdb backend and parser read.
 set -eu

@@ -13,6 +13,12 @@ that looks like a machine of its own:
     /run/cluster    <- <workdir>/ctdb/lock            (the cluster lock, shared
                                                        by this cluster's nodes only)
 
+With topology cluster_lock = "etcd" the lock is `!ctdb_etcd_lock` instead,
+configured by the node's own /etc/ctdb/etcd (the lock host's address);
+ctdbd runs with the system's directories first on its PATH, so that the
+helper's `env python3` is the Python that has python3-etcd
+(harness.ctdb.cluster_lock).
+
 The host has no /run/ctdb to bind over and must not get one, hence the
 private tmpfs on /run; the two directories from the host's /run are carried
 in as open file descriptors before it hides them. Nothing is mounted in the
@@ -53,6 +59,7 @@ from harness import netns, runs
 from harness.backends.base import Backend, Daemon
 from harness.backends.ctdb_install import INSTALL_HINT, CtdbInstallError, current
 from harness.cluster import Cluster
+from harness.ctdb.cluster_lock import ETCD_HELPER, EtcdLockConfig, etcd_config, with_helper_path
 from harness.wait import time_scale
 
 # The legacy event scripts this backend enables (4.15-4.22: a symlink in
@@ -140,14 +147,19 @@ class CtdbBackend(Backend):
         return [etc / name for name in ("ctdb.conf", "nodes", "public_addresses",
                                         "ctdb.tunables", "script.options")]
 
+    def lock_config(self) -> EtcdLockConfig | None:
+        """ctdb_etcd_lock's settings (None with the fcntl lock)."""
+        return etcd_config(self.cluster.topology)
+
     def ctdb_conf(self, pnn: int) -> str:
         node_ip = self.cluster.nodes[pnn].address().ip
+        lock = f"!{ETCD_HELPER}" if self.lock_config() else f"{NS_LOCK_DIR}/reclock"
         return (
             "[logging]\n"
             f"\tlocation = file:{self.install.log_file}\n"
             f"\tlog level = {self.log_level}\n"
             "[cluster]\n"
-            f"\t{self.install.lock_option()} = {NS_LOCK_DIR}/reclock\n"
+            f"\t{self.install.lock_option()} = {lock}\n"
             f"\tnode address = {node_ip}\n"
         )
 
@@ -165,6 +177,9 @@ class CtdbBackend(Backend):
             if f.is_file() and not f.is_symlink():
                 shutil.copy2(f, etc / f.name)
         (etc / "ctdb.conf").write_text(self.ctdb_conf(pnn))
+        etcd = self.lock_config()
+        if etcd is not None:
+            (etc / "etcd").write_text(etcd.text())
         self.write_ctdb_files(etc)
         legacy = self.event_script_dir(pnn)
         for name in ENABLED_SCRIPTS:
@@ -179,6 +194,7 @@ class CtdbBackend(Backend):
         q = shlex.quote
         lines = [
             "set -e",
+            f"export PATH={q(with_helper_path(os.environ.get('PATH')))}",
             f"mount --bind {q(str(nd / 'etc'))} {q(inst.etcdir)}",
         ]
         if inst.prefix is not None:  # a build's var dir may not exist before its first run

@@ -2,7 +2,10 @@
 
 Per node, under <run>/work/native/node<pnn>/: nodes, public_addresses,
 ctdb.tunables, script.options, events/, failoverd.log, ctl.sock; the cluster
-lock is one file all nodes of this cluster share.
+lock is one file all nodes of this cluster share (ctdb_mutex_fcntl_helper
+locks it), or with topology cluster_lock = "etcd" ctdb_etcd_lock with the
+node's own `etcd` config file and a bin/ctdb that answers `ctdb pnn` (the
+helper asks it; failoverd runs its helpers with CTDB_BASE = the node dir).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from harness.backends.base import Backend, Daemon
 from harness.cluster import Cluster, ManagedProcess
+from harness.ctdb.cluster_lock import ETCD_HELPER, EtcdLockConfig, etcd_config
 from harness.failover import ctl
 from harness.failover.tickles import KILLTCP_TIMEOUT
 
@@ -59,11 +63,29 @@ class NativeBackend(Backend):
     def node_dir(self, pnn: int) -> Path:
         return self.dir / f"node{pnn}"
 
+    def lock_config(self) -> EtcdLockConfig | None:
+        """ctdb_etcd_lock's settings (None with the fcntl lock), as ctdbd gets them."""
+        return etcd_config(self.cluster.topology)
+
+    def lock_setting(self) -> str:
+        """failoverd's --cluster-lock: ctdb.conf's `cluster lock` for the same lock."""
+        return f"!{ETCD_HELPER}" if self.lock_config() else str(self.lock)
+
     def write_config(self, pnn: int) -> None:
-        """Node pnn's directory: the CTDB files its daemon loads, and events/."""
+        """Node pnn's directory: the CTDB files its daemon loads, and events/
+        (and, with etcd, the helper's config and its `ctdb pnn`)."""
         d = self.node_dir(pnn)
         (d / "events").mkdir(parents=True, exist_ok=True)
         self.write_ctdb_files(d)
+        etcd = self.lock_config()
+        if etcd is not None:
+            (d / "etcd").write_text(etcd.text())
+            shim = d / "bin" / "ctdb"
+            shim.parent.mkdir(exist_ok=True)
+            shim.write_text("#!/bin/sh\n# ctdb_etcd_lock asks `ctdb pnn`\n"
+                            f'[ "$1" = pnn ] && exec echo {pnn}\n'
+                            'echo "only `ctdb pnn` here; use failoverctl" >&2; exit 2\n')
+            shim.chmod(0o755)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -73,7 +95,7 @@ class NativeBackend(Backend):
     def start_node(self, pnn: int) -> None:
         d = self.node_dir(pnn)
         argv = [sys.executable, "-m", "harness.failover.daemon", "--dir", str(d),
-                "--pnn", str(pnn), "--cluster-lock", str(self.lock),
+                "--pnn", str(pnn), "--cluster-lock", self.lock_setting(),
                 "--socket", str(d / "ctl.sock"), "--log", str(self.log_path(pnn)),
                 "--log-level", self.log_level]
         if self.event_mode:

@@ -6,8 +6,9 @@ What it does, in CTDB's terms:
   5 s after a health change); a failure makes the node UNHEALTHY;
 - membership: a TCP mesh on the private network with keepalives
   (KeepaliveInterval x KeepaliveLimit); EOF marks a node DISCONNECTED at once;
-- leader ("recovery master"): whoever holds the cluster lock (an fcntl lock
-  on a file all nodes share) broadcasts every second;
+- leader ("recovery master"): whoever holds the cluster lock (taken through
+  ctdbd's cluster mutex helpers: an fcntl lock on a file all nodes share, or
+  ctdb_etcd_lock) broadcasts every second;
 - takeover runs on the leader: collect every node's IPs, allocate (LCP2 by
   default), release on old holders, then take on new ones, then
   `ipreallocated` everywhere; every node checks each RecoverInterval that
@@ -184,7 +185,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pnn", type=int, default=None,
                    help="this node's number (default: the nodes line whose address is local)")
     p.add_argument("--cluster-lock", type=Path, default=None,
-                   help="file on storage all nodes share; its fcntl lock elects the leader")
+                   help="as ctdb.conf's `cluster lock`: a file on storage all nodes share "
+                        "(locked by ctdb_mutex_fcntl_helper), or !HELPER ARGS (a cluster "
+                        "mutex helper such as ctdb_etcd_lock); its holder is the leader")
     p.add_argument("--socket", type=Path, default=None, help="control socket (mode 0600)")
     p.add_argument("--log", type=Path, default=None, help="log file (default: stderr)")
     p.add_argument("--log-level", default="NOTICE", choices=list(LEVELS))

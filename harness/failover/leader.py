@@ -1,61 +1,52 @@
 """Leadership: the cluster lock and the leader's broadcast, as ctdb_recoverd's
-election and cluster lock decide the recovery master.
+election and cluster lock decide the recovery master (measured on ctdbd 4.17).
 
-Whoever holds the cluster lock (an fcntl lock on a file all nodes share) is
-the leader; it says so to every node each RecoverInterval. A node that hears
-no leader for LEADER_SILENCE seconds (or knows of none) tries the lock; the
-leader checks every LOCK_CHECK_GAP seconds that the file it locked is still
-the one at the path, and gives up leadership if not.
+Whoever holds the cluster lock is the leader; it says so to every node each
+RecoverInterval. The lock is taken through a cluster mutex helper, the same
+program ctdbd runs (harness.failover.mutex_helper): `--cluster-lock FILE`
+runs ctdb_mutex_fcntl_helper FILE (which itself rechecks every 5 s that the
+file is still the one it locked, and exits if not), `--cluster-lock '!CMD'`
+runs CMD (ctdb_etcd_lock for a lock service on the network).
+
+As in ctdbd: a node that hears no leader for LEADER_SILENCE seconds (ctdbd's
+"leader timeout"), or knows of none, starts an election and tries the lock;
+a failed attempt ("Unable to take cluster lock - contention") is retried
+only at the next leader timeout, so a helper that leaves state behind (as
+ctdb_etcd_lock's keys) is not hammered. When the holder's helper exits
+("Cluster lock helper terminated") the leader stops being leader at once
+and starts an election; it keeps the public IPs it holds (ctdbd releases
+none on losing the lock) but runs no takeover until it leads again.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import random
 import time
 from pathlib import Path
 
+from harness.ctdb.cluster_lock import with_helper_path
 from harness.failover.log import NOTICE, log
 from harness.failover.membership import Membership, Message
+from harness.failover.mutex_helper import CONTENTION, TAKEN, TIMEOUT, MutexHelper
 from harness.failover.state import NodeState
 
 LEADER_SILENCE = 5.0
-LOCK_CHECK_GAP = 5.0
+# ctdbd's words for a helper's status characters
+_WHY = {CONTENTION: "contention", TIMEOUT: "timeout"}
+
+# The one lock class: the cluster lock through a mutex helper.
+ClusterLock = MutexHelper
 
 
-class ClusterLock:
-    """An exclusive fcntl lock on the shared file at path (None: never ours)."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def try_lock(self) -> bool:
-        if self.path is None:
-            return False
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self.fd = fd
-        return True
-
-    def still_ours(self) -> bool:
-        """The lock file we hold must still be the one at the path."""
-        if self.fd is None or self.path is None:
-            return False
-        try:
-            return os.fstat(self.fd).st_ino == os.stat(self.path).st_ino
-        except OSError:
-            return False
-
-    def drop(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+def helper_env(node_dir: Path) -> dict[str, str]:
+    """The helper's environment, as a ctdbd node's: CTDB_BASE is the node's
+    directory (ctdb_etcd_lock reads its `etcd` file there), and PATH finds
+    the node's bin/ first (a `ctdb` that answers `ctdb pnn`, which the etcd
+    helper asks), then the system's programs (its `env python3` must be the
+    Python with python3-etcd)."""
+    return {**os.environ, "CTDB_BASE": str(node_dir),
+            "PATH": f"{node_dir / 'bin'}:{with_helper_path(os.environ.get('PATH'))}"}
 
 
 class Leadership:
@@ -64,43 +55,51 @@ class Leadership:
     def __init__(self, state: NodeState, mesh: Membership) -> None:
         self.state = state
         self.mesh = mesh
-        self.lock = ClusterLock(state.cfg.cluster_lock)
-        self.last_lock_check = 0.0
+        setting = state.cfg.cluster_lock
+        self.lock = ClusterLock(str(setting) if setting is not None else None,
+                                env=helper_env(state.cfg.directory), on_lost=self._lock_lost)
         self.resigned_until = 0.0  # monotonic; no lock attempt before this
+        self.next_attempt = 0.0  # monotonic; after a failed attempt, the next leader timeout
 
     def leader_msg(self) -> Message:
         return {"type": "leader", "pnn": self.state.pnn, "generation": self.state.generation}
 
     def start(self) -> None:
-        """The recovery loop begins: the lock-check clock starts now."""
-        self.last_lock_check = time.monotonic()
+        """The recovery loop begins (nothing to start: the helper watches the lock)."""
+
+    def _lock_lost(self) -> None:
+        """The helper holding our lock exited: no longer leader; elect at once."""
+        log.error("Cluster lock helper terminated")
+        if self.state.is_leader():
+            self.state.leader = None
+        self.next_attempt = 0.0
 
     async def step(self, now: float) -> bool:
         """One recovery-loop tick of the election; True when this node has just
         become leader (the caller then skips this tick's IP check, as before).
 
-        A leader announces itself and, every LOCK_CHECK_GAP, confirms the lock.
+        A leader announces itself; a node without a live leader tries the lock.
         """
         st = self.state
         if st.is_leader():
             await self.mesh.broadcast(self.leader_msg())
-            if now - self.last_lock_check >= LOCK_CHECK_GAP:
-                self.last_lock_check = now
-                if not self.lock.still_ours():
-                    log.error("cluster lock lost; giving up leadership")
-                    self.lock.drop()
-                    st.leader = None
             return False
         silent = now - st.leader_seen > LEADER_SILENCE
-        if (st.leader is None or silent) and now >= self.resigned_until \
-                and self.lock.try_lock():
-            st.leader = st.pnn
-            st.generation = random.randint(1, 2**31 - 1)
-            log.log(NOTICE, "Took the cluster lock: this node (%d) is the leader", st.pnn)
-            await self.mesh.broadcast(self.leader_msg())
-            st.takeover_needed.set()
-            return True
-        return False
+        if not ((st.leader is None or silent) and now >= self.resigned_until
+                and now >= self.next_attempt and self.lock.argv is not None):
+            return False
+        log.log(NOTICE, "Attempting to take cluster lock")
+        status = await self.lock.take()
+        if status != TAKEN:
+            log.log(NOTICE, "Unable to take cluster lock - %s", _WHY.get(status, "unknown error"))
+            self.next_attempt = time.monotonic() + LEADER_SILENCE
+            return False
+        st.leader = st.pnn
+        st.generation = random.randint(1, 2**31 - 1)
+        log.log(NOTICE, "Took the cluster lock: this node (%d) is the leader", st.pnn)
+        await self.mesh.broadcast(self.leader_msg())
+        st.takeover_needed.set()
+        return True
 
     def resign(self, why: str) -> None:
         """Give up the lock and stay away from it for a while, so that a node

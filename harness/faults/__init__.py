@@ -18,6 +18,7 @@ Modules, one job each:
   switch     nftables drops on the switch's bridges; netem on a cable
   daemons    signals, stop/restart through the backend, a hung monitor
   timing     Flap and Triggered around an inner fault
+  lockservice  the cluster lock's etcd killed and restarted
   catalogue  Faults, the factory bound to a cluster, timeline and backend
   kinds      the catalogue by name (`pull-cable 2 eth1`) for the lab CLI and
              scenario files

@@ -35,6 +35,7 @@ from harness.faults.links import (
     bond_slave_lost,
     public_link_fault,
 )
+from harness.faults.lockservice import KillLockService
 from harness.faults.switch import Netem, OneWayLoss, PacketLoss, Partition
 from harness.faults.timing import Flap, Triggered
 from harness.record import Predicate, Timeline
@@ -109,6 +110,10 @@ class Faults:
     def netem(self, pnn: int, port: str, loss: float | None = None,
               delay_ms: float | None = None) -> Netem:
         return self._keep(Netem(self.cluster, pnn, port, loss, delay_ms, self.timeline))
+
+    def kill_lock_service(self) -> KillLockService:
+        """etcd (cluster_lock = "etcd") SIGKILLed; undo restarts it."""
+        return self._keep(KillLockService(self.cluster, self.timeline))
 
     # daemons
     def kill_daemon(self, pnn: int, restart: bool = True) -> SignalDaemon:

@@ -156,11 +156,20 @@ class Partition(NftDrop):
         flat = [p for g in self.groups for p in g]
         if len(flat) != len(set(flat)):
             raise FaultError(f"groups overlap: {self.groups}")
+        self.network = network or cluster.topology.private_network
+        ports = [_ports(cluster, g, network) for g in self.groups]
+        # The lock host (cluster_lock = "etcd") is on the private network: it
+        # stays with the largest group (the first of equals), as a real lock
+        # service sits with the cluster's majority; a lock host in no group
+        # would keep talking to everyone, the split it is there to arbitrate.
+        self.lock_group: int | None = None
+        if (cluster.plan.lock is not None
+                and self.network == cluster.topology.private_network):
+            self.lock_group = max(range(len(self.groups)), key=lambda i: len(self.groups[i]))
+            ports[self.lock_group].append(builder.LOCK_PORT)
         rules = []
         for a, b in itertools.permutations(range(len(self.groups)), 2):
-            rules.append((_ports(cluster, self.groups[a], network),
-                          _ports(cluster, self.groups[b], network), 100))
-        self.network = network or cluster.topology.private_network
+            rules.append((ports[a], ports[b], 100))
         super().__init__(cluster, rules, "part", timeline, nodes=sorted(flat))
 
     @classmethod
@@ -173,10 +182,13 @@ class Partition(NftDrop):
         return p
 
     def describe(self) -> str:
-        return f"{self.network} partitioned {' | '.join(map(str, self.groups))} ({self.table})"
+        groups = [str(g) + (" +lock" if i == self.lock_group else "")
+                  for i, g in enumerate(self.groups)]
+        return f"{self.network} partitioned {' | '.join(groups)} ({self.table})"
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "groups": self.groups, "network": self.network}
+        return {**super().params(), "groups": self.groups, "network": self.network,
+                "lock_group": self.lock_group}
 
 
 class OneWayLoss(NftDrop):

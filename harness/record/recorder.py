@@ -90,6 +90,9 @@ class Recorder:
         if backend is not None and hasattr(backend, "log_path") and follow_backend_logs:
             specs += [LogSpec(Path(backend.log_path(n.pnn)), n.pnn, log_pattern)
                       for n in cluster.nodes]
+        service = getattr(cluster, "lock_service", None)
+        if service is not None and follow_backend_logs:  # etcd's log: no node's
+            specs.append(LogSpec(service.log_path, None, log_pattern))
         for spec in specs:
             self.components.append(LogFollower(spec, timeline, stop, log_interval))
         if probe:

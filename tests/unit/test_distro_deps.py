@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ["iproute2", "ethtool", "nftables", "iptables", "iputils-ping", "iputils-arping",
-        "procps", "util-linux", "python3-venv", "ctdb", "chromium", "chromium-driver"]
+        "procps", "util-linux", "python3-venv", "ctdb", "chromium", "chromium-driver",
+        "etcd-server", "python3-etcd"]
 UBUNTU = [p for p in BASE if p not in ("chromium", "chromium-driver")]
 
 

@@ -27,7 +27,7 @@ def _state(lock: Path | None = None) -> NodeState:
         nodes=(ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")),
         public_addresses=(PublicAddress(ipaddress.ip_interface("203.0.113.201/24"),
                                         ("eth1",)),),
-        cluster_lock=lock))
+        cluster_lock=lock))  # a file: ctdb_mutex_fcntl_helper locks it
 
 
 def test_a_crashing_loop_is_logged_with_traceback_counted_and_restarted(caplog, monkeypatch):
@@ -74,7 +74,7 @@ def test_leader_whose_takeover_runs_raise_gives_up_the_lock(tmp_path, monkeypatc
         leadership = Leadership(st, mesh)
         t = Takeover(st, mesh, leadership, ips=None)  # type: ignore[arg-type]
         assert await leadership.step(0.0)  # takes the lock: leader, run needed
-        assert st.is_leader() and leadership.lock.fd is not None
+        assert st.is_leader() and leadership.lock.held
         task = asyncio.create_task(t.takeover_loop())
         for _ in range(500):
             if not st.is_leader():
@@ -82,17 +82,18 @@ def test_leader_whose_takeover_runs_raise_gives_up_the_lock(tmp_path, monkeypatc
             await _REAL_SLEEP(0.01)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+        assert st.leader is None and not leadership.lock.held
+        await leadership.lock.release()  # reaped (drop() only signalled it)
+        other = ClusterLock(str(lock))  # another node can now take it
+        assert await other.take() == "0"
+        await other.release()
+        # and this node does not grab it straight back
+        assert not await leadership.step(leadership.resigned_until - 1)
+        assert st.leader is None
         return st, leadership
 
-    st, leadership = asyncio.run(go())
-    assert st.leader is None and leadership.lock.fd is None
-    other = ClusterLock(lock)  # another node can now take it
-    assert other.try_lock()
-    other.drop()
-
-    async def step_again() -> bool:  # and this node does not grab it straight back
-        return await leadership.step(leadership.resigned_until - 1)
-    assert not asyncio.run(step_again()) and st.leader is None
+    asyncio.run(go())
 
 
 _REAL_SLEEP = asyncio.sleep
