@@ -77,7 +77,10 @@ bench: deps
 # prints the seed and the sequence (`harness chaos --help`).
 SOAK_SEED ?= 1
 soak: deps
-	$(PY) -m harness chaos --nodes 5 --faults 50 --seed $(SOAK_SEED)
+	$(PY) -m harness chaos --nodes 5 --faults 50 --seed $(SOAK_SEED) \
+	  --json artifacts/soak/native.json --out artifacts/soak/native
+	$(PY) -m harness chaos --nodes 5 --faults 10 --seed $(SOAK_SEED) --backend ctdb \
+	  --json artifacts/soak/ctdb.json --out artifacts/soak/ctdb
 	$(PY) -m harness chaos --nodes 5 --faults 10 --seed $(SOAK_SEED) --backend ctdb
 
 gc: deps

@@ -122,6 +122,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         print(f"timeline and daemon logs: {out_dir}/")
     print(json.dumps(out, indent=2))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 1 if failed or res.crashes else 0
 
