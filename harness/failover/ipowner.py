@@ -81,6 +81,15 @@ class IpOwner:
             return False
         res = await run_node_event(self.state.cfg, "takeip",
                                    [iface, str(ip), str(addr.network.prefixlen)])
+        if not res:
+            # as ctdbd with the failing script before 10.interface: a failed
+            # takeip leaves the IP unheld, and the next run asks again
+            log.error("Failed to takeover IP %s on interface %s", ip, iface)
+            try:
+                await self.kernel.call(self.kernel.del_address, iface, addr)
+            except Exception as e:  # noqa: BLE001 - the kernel's refusal is logged
+                log.error("failed to delete %s from %s: %s", addr, iface, e)
+            return False
         self.state.spawn(self.garp(iface, ip), f"garp-{ip}")
         return res
 
@@ -120,8 +129,12 @@ class IpOwner:
         addr = self.state.public(ip).address
         log.log(NOTICE, "Release of IP %s on interface %s  node:%d", addr.with_prefixlen, iface,
                 self.state.assignment.get(ip, -1))
-        await run_node_event(self.state.cfg, "releaseip",
-                             [iface, str(ip), str(addr.network.prefixlen)])
+        if not await run_node_event(self.state.cfg, "releaseip",
+                                    [iface, str(ip), str(addr.network.prefixlen)]):
+            # as ctdbd: the IP stays (its removal is the event's job there),
+            # the release fails and the leader blames this node
+            log.error("IP address %s not released", ip)
+            return False
         if self.tickles:
             await self.tickles.releasing(ip, link_up=self.state.iface_link.get(iface, True))
         try:
