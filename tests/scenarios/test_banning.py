@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.assertions import Bounds, expect
+from harness.assertions import Bounds, expect, expect_none
 from harness.record import Event
 from harness.wait import wait_until
 
@@ -104,3 +104,38 @@ def test_failing_takeip_bans_the_node_then_ban_and_unban_by_hand(backend, faults
     expect_unbanned_everywhere(timeline, backend, victim, mark, 0, bounds.takeover)
     wait_until(lambda: any(victim in p for p in holders(backend).values()),
                bounds.takeover_deadline, f"node {victim} holds an IP after `unban`")
+
+
+@pytest.mark.long
+@pytest.mark.tunables(RecoveryBanPeriod=BAN_PERIOD)
+def test_failing_releaseip_keeps_the_node_banned_and_its_ip_until_the_fault_ends(
+        backend, faults, timeline, bounds):
+    """A node that cannot release its IP fails every run at the release step,
+    banned or not (a banned node is still asked to release): it is banned,
+    then banned again each time the leader's count reaches the limit (two
+    failed runs), so the ban never runs out while the fault lasts. Its IP
+    stays on it alone - no run gets as far as taking it elsewhere - and
+    moves once a release works again. Measured with RecoverInterval 1 and
+    RecoveryBanPeriod 8: first failing releaseip -> BANNED seen 2.0 s on
+    ctdbd, 2.2 s native; re-banned every 2 s on both."""
+    leader = backend.agreed_leader()
+    victim = next(p for p in (2, 1, 0) if p != leader)
+    ips = [ip for ip, p in holders(backend).items() if p == [victim]]
+    fault = faults.fail_event(victim, "releaseip").apply()
+    backend.ctl(victim, "disable", check=False, timeout=3 * bounds.takeover_deadline)
+    _, failures = wait_until(fault.failures, bounds.takeover_deadline,
+                             f"a releaseip on node {victim} failed")
+    # two failed runs, then the ban check: as for takeip, plus the first run's start
+    seen = expect_banned_everywhere(timeline, backend, victim, failures[0][0],
+                                    ban_bound(bounds) + bounds.takeover)
+    for by in range(len(backend.cluster.nodes)):
+        expect_none(timeline, "flags", node=victim, after=seen,
+                    for_s=BAN_PERIOD + 2 * bounds.takeover, where=banned(by, on=False))
+    assert {ip: holders(backend)[ip] for ip in ips} == {ip: [victim] for ip in ips}
+    fault.undo()
+    # a run may be failing as the fault ends; the next one moves the IP
+    wait_until(lambda: held_only_elsewhere(backend, victim), 2 * bounds.takeover,
+               f"node {victim}'s IPs elsewhere once it can release them")
+    expect_unbanned_everywhere(timeline, backend, victim, fault.undo_event, 0,
+                               BAN_PERIOD * bounds.scale + 2 * bounds.takeover)
+    backend.ctl(victim, "enable", timeout=bounds.takeover_deadline)
