@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.ctdb import NodeConfig, NodeFlags, PublicAddress
+from harness.failover import control
 from harness.failover.banning import Banning
 from harness.failover.state import NodeState
 
@@ -117,3 +118,48 @@ def test_a_banned_leader_resigns_releases_its_ips_and_is_unbanned_when_the_perio
     assert peers.released == 1 and lead.resigned == ["this node is banned"]
     assert lead.resigned_until >= b.banned_until > 0
     assert not after & NodeFlags.BANNED
+
+
+class Controlled:
+    """A daemon as the control socket sees it, its ban done by a real Banning."""
+
+    def __init__(self) -> None:
+        self.state = _state(RecoveryBanPeriod=300)
+        self.banning, _, _ = _banning(self.state)
+
+    async def set_ban(self, seconds: int) -> bool:
+        return await self.banning.set_ban(seconds)
+
+
+def _ctl(node: Controlled, *argv: str) -> tuple[int, str, str]:
+    async def go() -> tuple[int, str, str]:
+        try:
+            out = await control.dispatch(node, list(argv))  # type: ignore[arg-type]
+        except control.CommandError as e:
+            return e.rc, e.out, str(e)
+        finally:
+            node.banning.stop()
+        return 0, out, ""
+    return asyncio.run(go())
+
+
+def test_ctdb_ban_unban_and_nodestatus_answer_as_ctdb_4_17() -> None:
+    node = Controlled()
+    assert _ctl(node, "ban", "0") == (22, "", "Ban time cannot be zero")
+    assert _ctl(node, "unban") == (0, "", "Node 0 is not banned")
+    assert _ctl(node, "nodestatus") == (0, "pnn:0 198.18.0.1       OK (THIS NODE)\n", "")
+    assert _ctl(node, "ban", "300") == (0, "", "")
+    assert node.state.flags & NodeFlags.BANNED
+    assert _ctl(node, "ban", "5") == (0, "", "Node 0 is already banned")
+    assert _ctl(node, "nodestatus") == (
+        int(NodeFlags.BANNED), "pnn:0 198.18.0.1       BANNED|INACTIVE (THIS NODE)\n", "")
+    assert _ctl(node, "unban") == (0, "", "")
+    assert not node.state.flags & NodeFlags.BANNED
+
+
+def test_bad_ban_input_is_one_line_and_status_2() -> None:
+    node = Controlled()
+    rc, _, err = _ctl(node, "ban", "soon")
+    assert rc == 2 and err == ("ban: 'soon' is not a number of seconds; give a whole number, "
+                               "e.g. ban 300")
+    assert _ctl(node, "ban")[0] == 2 and _ctl(node, "unban", "now")[0] == 2
