@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import stat
 import time
@@ -159,7 +158,7 @@ class RestartDaemon(Fault):
 HANG_SCRIPT = """#!/bin/sh
 # Written by the failover harness (run {run}): the monitor event hangs.
 if [ "$1" = "monitor" ]; then
-    echo "hang-monitor pid=$$ start=$(cut -d' ' -f22 /proc/$$/stat)" >> {trace}
+    echo "hang-monitor pid=$$ start=$(cut -d' ' -f22 /proc/$$/stat)" >> "${{0%/*}}/{trace}"
     exec sleep {seconds}
 fi
 exit 0
@@ -197,7 +196,8 @@ class HangMonitor(Fault):
         self.backend, self.seconds, self.name = backend, seconds, name
         self.dir = Path(backend.event_script_dir(pnn))
         self.path = self.dir / name
-        self.trace_path = backend.cluster.workdir / f"hang-monitor-n{pnn}-{self.id}.trace"
+        # beside the script, as FailEvent's: ctdbd's mount namespace hides the workdir
+        self.trace_path = self.dir / f".hang-monitor-{self.id}.trace"
 
     def describe(self) -> str:
         return f"node {self.node} monitor hangs ({self.path.name})"
@@ -208,7 +208,7 @@ class HangMonitor(Fault):
     def _apply(self) -> Span:
         return install_script(self, self.path, HANG_SCRIPT.format(
             run=self.backend.cluster.run_id, seconds=self.seconds,
-            trace=shlex.quote(str(self.trace_path))))
+            trace=self.trace_path.name))
 
     def invocations(self) -> list[tuple[int, int]]:
         """(pid, start time) of every monitor run that hung so far."""
