@@ -102,8 +102,14 @@ def cluster_status(st: NodeState) -> ctdb.ClusterStatus:
             partially_online=st.node_partial(pnn) and flags == NodeFlags.NONE,
             this_node=pnn == st.pnn))
     active = tuple(n.pnn for n in nodes if not n.flags & NodeFlags.INACTIVE)
+    generation, normal = st.generation, True
+    if st.flags & NodeFlags.BANNED:
+        # as ctdbd's ctdb_local_node_got_banned: generation INVALID, recovery
+        # mode active, and the vnn map left as it was, this node still in it
+        generation, normal = ctdb.INVALID_GENERATION, False
+        active = tuple(sorted({*active, st.pnn}))
     return ctdb.ClusterStatus(
-        nodes=tuple(nodes), generation=st.generation, recovery_mode_normal=True,
+        nodes=tuple(nodes), generation=generation, recovery_mode_normal=normal,
         leader=st.leader, vnn_map=active, deleted=tuple(sorted(st.cfg.deleted)))
 
 

@@ -153,8 +153,12 @@ def test_ctdb_ban_unban_and_nodestatus_answer_as_ctdb_4_17() -> None:
     assert _ctl(node, "ban", "5") == (0, "", "Node 0 is already banned")
     assert _ctl(node, "nodestatus") == (
         int(NodeFlags.BANNED), "pnn:0 198.18.0.1       BANNED|INACTIVE (THIS NODE)\n", "")
+    status = _ctl(node, "status")[1]
+    # the peers were never connected here: the vnn map holds this node alone
+    assert "Generation:INVALID\nSize:1\nhash:0 lmaster:0\nRecovery mode:RECOVERY (1)\n" in status
     assert _ctl(node, "unban") == (0, "", "")
     assert not node.state.flags & NodeFlags.BANNED
+    assert "Recovery mode:NORMAL (0)\n" in _ctl(node, "status")[1]
 
 
 def test_bad_ban_input_is_one_line_and_status_2() -> None:
