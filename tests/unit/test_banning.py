@@ -13,6 +13,7 @@ from typing import Any
 from harness.ctdb import NodeConfig, NodeFlags, PublicAddress
 from harness.failover import control
 from harness.failover.banning import Banning
+from harness.failover.ipowner import before_interface
 from harness.failover.state import NodeState
 
 
@@ -167,3 +168,10 @@ def test_bad_ban_input_is_one_line_and_status_2() -> None:
     assert rc == 2 and err == ("ban: 'soon' is not a number of seconds; give a whole number, "
                                "e.g. ban 300")
     assert _ctl(node, "ban")[0] == 2 and _ctl(node, "unban", "now")[0] == 2
+
+
+def test_takeip_scripts_split_where_ctdbd_adds_the_address() -> None:
+    """Scripts before 10.interface (as the fail-event fault's 01.*) run before
+    failoverd adds the address, so a failure there never puts it on the wire."""
+    assert [n for n in ("00.ctdb", "01.fail-takeip", "10.interface", "11.routing", "99.hang")
+            if before_interface(n)] == ["00.ctdb", "01.fail-takeip"]
