@@ -22,6 +22,7 @@ from typing import Protocol
 
 from harness import ctdb
 from harness.ctdb import NodeFlags, TunableError
+from harness.ctdb.tunables import UINT32_MAX
 from harness.failover.log import LEVELS, log
 from harness.failover.state import IPv4, NodeState
 from harness.failover.tcppackets import Connection, Endpoint
@@ -33,6 +34,8 @@ USAGE = """Usage: failoverctl [-X] COMMAND [ARGS]
   pnn | leader       this node's number | the leader's
   setvar NAME VALUE | getvar NAME | listvars
   disable | enable   administratively disable this node (DISABLED)
+  ban SECONDS | unban     ban this node (BANNED: no IPs, not leader) | lift the ban
+  nodestatus         this node's status line; exit status: its flags
   stop | continue    stop this node (STOPPED: it holds no IPs)
   setdebug LEVEL | getdebug     ERROR WARNING NOTICE INFO DEBUG
   shutdown           release public IPs and exit
@@ -55,6 +58,9 @@ class ControlledNode(Protocol):
 
     async def set_flag(self, flag: NodeFlags, on: bool) -> None:
         """Set or clear one of this node's flags, as the monitor does."""
+
+    async def set_ban(self, seconds: int) -> bool:
+        """Ban this node for seconds (0: lift the ban); False if bans are disabled."""
 
     def tunables_changed(self) -> None:
         """setvar changed the tunables: let the parts that cache them follow."""
@@ -79,9 +85,10 @@ class ControlledNode(Protocol):
 class CommandError(Exception):
     """One line for stderr; exit status 1 (or 2 for usage errors)."""
 
-    def __init__(self, msg: str, rc: int = 1) -> None:
+    def __init__(self, msg: str, rc: int = 1, out: str = "") -> None:
         super().__init__(msg)
         self.rc = rc
+        self.out = out  # what stdout still gets (nodestatus: the line, rc its flags)
 
 
 def cluster_status(st: NodeState) -> ctdb.ClusterStatus:
@@ -95,8 +102,14 @@ def cluster_status(st: NodeState) -> ctdb.ClusterStatus:
             partially_online=st.node_partial(pnn) and flags == NodeFlags.NONE,
             this_node=pnn == st.pnn))
     active = tuple(n.pnn for n in nodes if not n.flags & NodeFlags.INACTIVE)
+    generation, normal = st.generation, True
+    if st.flags & NodeFlags.BANNED:
+        # as ctdbd's ctdb_local_node_got_banned: generation INVALID, recovery
+        # mode active, and the vnn map left as it was, this node still in it
+        generation, normal = ctdb.INVALID_GENERATION, False
+        active = tuple(sorted({*active, st.pnn}))
     return ctdb.ClusterStatus(
-        nodes=tuple(nodes), generation=st.generation, recovery_mode_normal=True,
+        nodes=tuple(nodes), generation=generation, recovery_mode_normal=normal,
         leader=st.leader, vnn_map=active, deleted=tuple(sorted(st.cfg.deleted)))
 
 
@@ -136,6 +149,9 @@ async def dispatch(node: ControlledNode, argv: list[str]) -> str:
         "listvars": lambda: _const(st.tun.listvars()),
         "disable": lambda: _flag(node, NodeFlags.PERMANENTLY_DISABLED, True),
         "enable": lambda: _flag(node, NodeFlags.PERMANENTLY_DISABLED, False),
+        "ban": lambda: _ban(node, args),
+        "unban": lambda: _unban(node, args),
+        "nodestatus": lambda: _nodestatus(st, x, args),
         "stop": lambda: _flag(node, NodeFlags.STOPPED, True),
         "continue": lambda: _flag(node, NodeFlags.STOPPED, False),
         "setdebug": lambda: _setdebug(args),
@@ -205,6 +221,50 @@ async def _getvar(st: NodeState, args: list[str]) -> str:
 async def _flag(node: ControlledNode, flag: NodeFlags, on: bool) -> str:
     await node.set_flag(flag, on)
     return ""
+
+
+async def _ban(node: ControlledNode, args: list[str]) -> str:
+    """`ctdb ban SECONDS` on this node, with 4.17's messages and exit statuses."""
+    if len(args) != 1:
+        raise CommandError("ban: usage: ban SECONDS (a whole number of seconds)", 2)
+    try:
+        seconds = int(args[0], 0)
+    except ValueError:
+        raise CommandError(f"ban: {args[0]!r} is not a number of seconds; "
+                           "give a whole number, e.g. ban 300", 2) from None
+    if not 0 <= seconds <= UINT32_MAX:
+        raise CommandError(f"ban: {seconds} is outside 0..{UINT32_MAX}", 2)
+    st = node.state
+    if st.flags & NodeFlags.BANNED:
+        raise CommandError(f"Node {st.pnn} is already banned", 0)
+    if seconds == 0:
+        raise CommandError("Ban time cannot be zero", 22)  # EINVAL, as ctdb
+    if not await node.set_ban(seconds):
+        raise CommandError(f"Failed to ban node {st.pnn} (EnableBans is 0)")
+    return ""
+
+
+async def _unban(node: ControlledNode, args: list[str]) -> str:
+    if args:
+        raise CommandError("unban: usage: unban (no arguments)", 2)
+    st = node.state
+    if not st.flags & NodeFlags.BANNED:
+        raise CommandError(f"Node {st.pnn} is not banned", 0)
+    await node.set_ban(0)
+    return ""
+
+
+async def _nodestatus(st: NodeState, x: bool, args: list[str]) -> str:
+    """`ctdb nodestatus` for this node; as ctdb, the exit status is its flags."""
+    if args:
+        raise CommandError("nodestatus: only this node's status is supported here "
+                           "(no arguments)", 2)
+    this = [n for n in cluster_status(st).nodes if n.this_node]
+    out = ctdb.format_status_x(this) if x else ctdb.format_nodestatus(this)
+    flags = int(this[0].flags) if this else 0
+    if flags:
+        raise CommandError("", flags & 0xFF, out)
+    return out
 
 
 async def _setdebug(args: list[str]) -> str:
@@ -293,7 +353,7 @@ async def handle_client(node: ControlledNode, reader: asyncio.StreamReader,
             try:
                 reply = {"rc": 0, "out": await dispatch(node, list(argv)), "err": ""}
             except CommandError as e:
-                reply = {"rc": e.rc, "out": "", "err": f"{e}\n"}
+                reply = {"rc": e.rc, "out": e.out, "err": f"{e}\n" if str(e) else ""}
             except Exception as e:  # noqa: BLE001 - one bad command must not end the server
                 log.error("internal error in control command %s: %r", argv[:1], e, exc_info=e)
                 reply = {"rc": 1, "out": "", "err": f"failoverd: internal error: {e!r}\n"}

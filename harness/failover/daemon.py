@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from harness.ctdb import ConfigError, NodeConfig, NodeFlags, load_node_config
+from harness.failover.banning import Banning
 from harness.failover.control import serve_control
 from harness.failover.events import run_node_event
 from harness.failover.ipowner import IpOwner
@@ -69,6 +70,9 @@ class Daemon:
         self.takeover = Takeover(self.state, self.mesh, self.leadership, self.ips)
         if event_mode:
             self.mesh.connect_retry = 0.05
+        self.banning = Banning(self.state, self.mesh, self.leadership, self.ips,
+                               self.monitor.set_flag)
+        self.takeover.banning = self.banning
         self.routes: dict[str, Handler] = {
             "keepalive": self.mesh.on_keepalive,
             "ips": self.mesh.on_reply,
@@ -82,6 +86,7 @@ class Daemon:
             "ipreallocated": self.takeover.on_ipreallocated,
             "tickles": self.tickles.on_tickles,
             "tickle": self.tickles.on_tickle,
+            "ban": self.banning.on_ban,
         }
 
     # -- what the mesh reports (membership.MeshEvents) -------------------------------
@@ -98,11 +103,13 @@ class Daemon:
             self.state.spawn(self.mesh.send_when_connected(src, reply), f"reply-{src}")
 
     async def connected(self, pnn: int) -> None:
+        self.banning.reset()  # ctdbd forgives after the recovery a join causes
         await self.mesh.send(pnn, self.monitor.flags_msg())
         await self.leadership.greet(pnn)
         await self.tickles.greet(pnn)
 
     def disconnected(self, pnn: int) -> None:
+        self.banning.reset()  # and after the one a departure causes
         self.leadership.peer_lost(pnn)
 
     # -- what the control socket drives (control.ControlledNode) ---------------------
@@ -111,6 +118,9 @@ class Daemon:
 
     async def set_flag(self, flag: NodeFlags, on: bool) -> None:
         await self.monitor.set_flag(flag, on)
+
+    async def set_ban(self, seconds: int) -> bool:
+        return await self.banning.set_ban(seconds)
 
     def tunables_changed(self) -> None:
         self.monitor.retune()
@@ -160,6 +170,7 @@ class Daemon:
         supervise(st, functools.partial(self.takeover.recovery_loop, eager=self.event_mode),
                   "recovery")
         supervise(st, self.takeover.takeover_loop, "takeover", self.takeover.crashed)
+        supervise(st, self.banning.loop, "banning")
         if control_path is not None:
             supervise(st, functools.partial(serve_control, self, control_path), "control")
         await st.stopping.wait()
@@ -171,6 +182,7 @@ class Daemon:
         await asyncio.gather(*pending, return_exceptions=True)
         self.mesh.close()
         self.monitor.stop_watching()
+        self.banning.stop()
         self.leadership.lock.drop()
         self.kernel.close()
         log.log(NOTICE, "Shutdown complete")

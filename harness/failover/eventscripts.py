@@ -30,7 +30,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,11 +276,14 @@ async def run_event(
     timeout: float,
     *,
     env: Mapping[str, str] | None = None,
+    only: Callable[[str], bool] | None = None,
 ) -> EventResult:
     """Run ``event`` with ``args`` through every enabled script in ``directory``.
 
     ``timeout`` is the whole event's budget in seconds; 0 or less means no
     limit (as EventScriptTimeout=0).  An empty directory is a success.
+    ``only`` selects scripts by log name (the daemon runs takeip in two
+    parts around adding the address, as 10.interface sits among them).
     """
     _check_args(event, args)
     argv = (event, *args)
@@ -289,6 +292,8 @@ async def run_event(
     runs: list[ScriptRun] = []
 
     for name, path, enabled in list_scripts(Path(directory)):
+        if only is not None and not only(name):
+            continue
         if not enabled:
             runs.append(ScriptRun(name, ScriptStatus.DISABLED))
             continue

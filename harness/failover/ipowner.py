@@ -19,6 +19,13 @@ from harness.failover.state import IPv4, NodeState
 from harness.failover.tickles import Tickles
 
 GARP_ROUNDS, GARP_GAP = 3, 1.1
+INTERFACE_SCRIPT = "10.interface"
+"""The place of ctdbd's script that adds and removes public addresses."""
+
+
+def before_interface(name: str) -> bool:
+    """An event script that runs before 10.interface in ctdbd's order."""
+    return name < INTERFACE_SCRIPT
 
 
 class IpOwner:
@@ -74,15 +81,25 @@ class IpOwner:
             return False
         addr = self.state.public(ip).address
         log.log(NOTICE, "Takeover of IP %s on interface %s", addr.with_prefixlen, iface)
+        args = [iface, str(ip), str(addr.network.prefixlen)]
+        # ctdbd's 10.interface adds the address in the middle of the takeip
+        # event: scripts named before it run first, and if one fails the IP is
+        # never added (nor answered for); the rest run with the address there
+        if not await run_node_event(self.state.cfg, "takeip", args, only=before_interface):
+            log.error("Failed to takeover IP %s on interface %s", ip, iface)
+            return False
         try:
             await self.kernel.call(self.kernel.add_address, iface, addr)
         except Exception as e:  # noqa: BLE001 - the kernel's refusal is logged and reported
             log.error("failed to add %s on %s: %s", addr, iface, e)
             return False
-        res = await run_node_event(self.state.cfg, "takeip",
-                                   [iface, str(ip), str(addr.network.prefixlen)])
+        res = await run_node_event(self.state.cfg, "takeip", args,
+                                   only=lambda name: not before_interface(name))
+        if not res:  # as ctdbd: the address stays, the take fails, no announcement
+            log.error("Failed to takeover IP %s on interface %s", ip, iface)
+            return False
         self.state.spawn(self.garp(iface, ip), f"garp-{ip}")
-        return res
+        return True
 
     async def garp(self, iface: str, ip: IPv4) -> None:
         """Gratuitous ARP request + unsolicited reply, 3 rounds 1.1 s apart;
@@ -119,8 +136,12 @@ class IpOwner:
         addr = self.state.public(ip).address
         log.log(NOTICE, "Release of IP %s on interface %s  node:%d", addr.with_prefixlen, iface,
                 self.state.assignment.get(ip, -1))
-        await run_node_event(self.state.cfg, "releaseip",
-                             [iface, str(ip), str(addr.network.prefixlen)])
+        args = [iface, str(ip), str(addr.network.prefixlen)]
+        # as takeip: scripts before 10.interface's place run with the address
+        # still there; one failing keeps it (the leader blames this node)
+        if not await run_node_event(self.state.cfg, "releaseip", args, only=before_interface):
+            log.error("IP address %s not released", ip)
+            return False
         if self.tickles:
             await self.tickles.releasing(ip, link_up=self.state.iface_link.get(iface, True))
         try:
@@ -128,7 +149,8 @@ class IpOwner:
         except Exception as e:  # noqa: BLE001
             log.error("failed to delete %s from %s: %s", addr, iface, e)
             return False
-        return True
+        return await run_node_event(self.state.cfg, "releaseip", args,
+                                    only=lambda name: not before_interface(name))
 
     async def release_all(self) -> None:
         for ip in list(await self.held()):

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
+from collections.abc import Iterable
 
 from harness.ctdb import NodeFlags
+from harness.failover.banning import Banning
 from harness.failover.events import run_node_event
 from harness.failover.ipalloc import Algorithm, AllocRequest, IPAddress, NodeAlloc, allocate
 from harness.failover.ipowner import IpOwner
@@ -43,6 +46,7 @@ class Takeover:
         self.ips = ips
         self.links_at_last_request: dict[str, bool] = {}
         self.internal_failures = 0  # takeover runs in a row that raised
+        self.banning: Banning | None = None  # set by the daemon; None: nobody is blamed
 
     # -- the recovery loop ---------------------------------------------------------------
     async def recovery_loop(self, eager: bool = False) -> None:
@@ -135,6 +139,7 @@ class Takeover:
             # until the node answers or the keepalive declares it gone.
             log.error("takeover run: no `ips` reply from connected node(s) %s; retrying",
                       ",".join(map(str, silent)))
+            self.blame(silent)
             return False
         # in the allocator's address type: its answer comes back keyed by it
         current: dict[IPAddress, int] = {ip: -1 for ip in st.assignment}
@@ -174,12 +179,15 @@ class Takeover:
         if failed:
             log.error("takeover run: release failed (%s); no IP taken in this run",
                       ", ".join(failed))
+            self.blame(p for (p, _), r in zip(releases, res, strict=True)
+                       if r is None or not r["ok"])
             return False
         takes = [(p, ip) for ip, p in new.items() if p >= 0 and p not in holders[ip]]
         res = await asyncio.gather(
             *(self.mesh.request(p, {"type": "take_ip", "ip": str(ip)}, timeout)
               for p, ip in takes))
         ok = all(r is not None and r["ok"] for r in res)
+        self.blame(p for (p, _), r in zip(takes, res, strict=True) if r is None or not r["ok"])
         assignment = {str(ip): p for ip, p in new.items()}
         await asyncio.gather(*(self.mesh.request(p, {"type": "ipreallocated",
                                                      "assignment": assignment}, timeout)
@@ -189,6 +197,13 @@ class Takeover:
         if ok:
             log.log(NOTICE, "Takeover run completed successfully")
         return ok
+
+    def blame(self, failed: Iterable[int]) -> None:
+        """As ctdb_takeover_helper: one banning credit per node per failed step
+        (an `ips` query, a release, a take); the node with the most is blamed."""
+        credits = Counter(failed)
+        if credits and self.banning is not None:
+            self.banning.blame_run(credits)
 
     # -- messages ------------------------------------------------------------------------
     async def on_request(self, src: int, msg: Message) -> Message | None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.faults.base import DaemonControl, Fault, FaultError
 from harness.faults.daemons import (
+    FailEvent,
     HangMonitor,
     RestartDaemon,
     SignalDaemon,
@@ -131,6 +132,9 @@ class Faults:
     def hang_monitor(self, pnn: int, seconds: int = 3600,
                      name: str = "99.hang.script") -> HangMonitor:
         return self._keep(HangMonitor(self._backend(), pnn, seconds, name, self.timeline))
+
+    def fail_event(self, pnn: int, event: str = "takeip") -> FailEvent:
+        return self._keep(FailEvent(self._backend(), pnn, event, self.timeline))
 
     # time
     def flap(self, inner: Fault, period: float, count: int, duty: float = 0.5) -> Flap:

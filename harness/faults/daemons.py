@@ -1,5 +1,6 @@
 """Daemon faults: signals to a node's daemon (killed, hung), a stop or restart
-through the backend, and a hung monitor event script.
+through the backend, a hung monitor event script, and a failing takeip or
+releaseip event script.
 
 Signals go only to pids that are inside the node's namespace, checked before
 apply, and re-checked by kernel start time before undo, so a reused pid is
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import stat
 import time
@@ -158,11 +158,27 @@ class RestartDaemon(Fault):
 HANG_SCRIPT = """#!/bin/sh
 # Written by the failover harness (run {run}): the monitor event hangs.
 if [ "$1" = "monitor" ]; then
-    echo "hang-monitor pid=$$ start=$(cut -d' ' -f22 /proc/$$/stat)" >> {trace}
+    echo "hang-monitor pid=$$ start=$(cut -d' ' -f22 /proc/$$/stat)" >> "${{0%/*}}/{trace}"
     exec sleep {seconds}
 fi
 exit 0
 """
+
+
+def install_script(fault: Fault, path: Path, text: str) -> Span:
+    """Make `text` the executable event script at `path`, timed as the fault's
+    span: written beside it first, so that appearing is one rename()."""
+    if path.exists():
+        raise FaultError(f"{path} exists already")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text(text)
+    tmp.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    try:
+        return fault._timed(lambda: os.rename(tmp, path))
+    except FaultCancelled:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class HangMonitor(Fault):
@@ -180,7 +196,8 @@ class HangMonitor(Fault):
         self.backend, self.seconds, self.name = backend, seconds, name
         self.dir = Path(backend.event_script_dir(pnn))
         self.path = self.dir / name
-        self.trace_path = backend.cluster.workdir / f"hang-monitor-n{pnn}-{self.id}.trace"
+        # beside the script, as FailEvent's: ctdbd's mount namespace hides the workdir
+        self.trace_path = self.dir / f".hang-monitor-{self.id}.trace"
 
     def describe(self) -> str:
         return f"node {self.node} monitor hangs ({self.path.name})"
@@ -189,18 +206,9 @@ class HangMonitor(Fault):
         return {"script": str(self.path), "seconds": self.seconds}
 
     def _apply(self) -> Span:
-        if self.path.exists():
-            raise FaultError(f"{self.path} exists already")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".{self.name}.tmp"
-        tmp.write_text(HANG_SCRIPT.format(run=self.backend.cluster.run_id, seconds=self.seconds,
-                                          trace=shlex.quote(str(self.trace_path))))
-        tmp.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-        try:
-            return self._timed(lambda: os.rename(tmp, self.path))
-        except FaultCancelled:
-            tmp.unlink(missing_ok=True)
-            raise
+        return install_script(self, self.path, HANG_SCRIPT.format(
+            run=self.backend.cluster.run_id, seconds=self.seconds,
+            trace=self.trace_path.name))
 
     def invocations(self) -> list[tuple[int, int]]:
         """(pid, start time) of every monitor run that hung so far."""
@@ -219,3 +227,69 @@ class HangMonitor(Fault):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         return span
+
+
+FAIL_SCRIPT = """#!/bin/sh
+# Written by the failover harness (run {run}): the {event} event fails.
+if [ "$1" = "{event}" ]; then
+    read -r up _ < /proc/uptime
+    echo "fail-{event} $2 $3 $up" >> "${{0%/*}}/{trace}"
+    echo "fail-{event}: failing {event} of $3 on $2 (harness fault)"
+    exit 1
+fi
+exit 0
+"""
+
+FAILABLE_EVENTS = ("takeip", "releaseip")
+"""The events FailEvent can fail: the two a takeover run blames a node for."""
+
+
+class FailEvent(Fault):
+    """An executable event script that exits 1 on `takeip` or `releaseip`, in
+    backend.event_script_dir(pnn); a takeover run then fails on this node and
+    the leader blames it (banning credits, as ctdb_takeover_helper assigns).
+
+    The script is named 01.*, so on ctdbd it runs after 00.ctdb and before
+    10.interface: a failed takeip never adds the address and a failed
+    releaseip never removes it, which is what the native daemon does on a
+    failed event too. Each invocation appends `fail-EVENT IFACE IP` to
+    `trace_path`, so a test can time the first failing event.
+    """
+
+    def __init__(self, backend: DaemonControl, pnn: int, event: str = "takeip",
+                 timeline: Timeline | None = None) -> None:
+        super().__init__(timeline, pnn)
+        if event not in FAILABLE_EVENTS:
+            raise FaultError(f"fail-event: cannot fail {event!r}; "
+                             f"one of {', '.join(FAILABLE_EVENTS)}")
+        self.backend, self.event = backend, event
+        self.dir = Path(backend.event_script_dir(pnn))
+        self.path = self.dir / f"01.fail-{event}.script"
+        # beside the script: ctdbd runs it in a mount namespace where the run's
+        # workdir is hidden, but its event directory is this one, bind-mounted
+        self.trace_path = self.dir / f".fail-{event}-{self.id}.trace"
+
+    def describe(self) -> str:
+        return f"node {self.node} {self.event} event fails ({self.path.name})"
+
+    def params(self) -> dict[str, Any]:
+        return {"script": str(self.path), "event": self.event}
+
+    def _apply(self) -> Span:
+        return install_script(self, self.path, FAIL_SCRIPT.format(
+            run=self.backend.cluster.run_id, event=self.event, trace=self.trace_path.name))
+
+    def failures(self) -> list[tuple[float, str]]:
+        """(time, IP) of every failed invocation so far. The time is the
+        script's /proc/uptime (CLOCK_BOOTTIME, 10 ms steps), which is the
+        timeline's monotonic clock on a machine that never suspends."""
+        out = []
+        with contextlib.suppress(FileNotFoundError):
+            for line in self.trace_path.read_text().splitlines():
+                parts = line.split()
+                with contextlib.suppress(IndexError, ValueError):
+                    out.append((float(parts[3]), parts[2]))
+        return out
+
+    def _undo(self) -> Span:
+        return self._timed(lambda: self.path.unlink(missing_ok=True))

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.faults.base import Fault
 from harness.faults.catalogue import Faults
+from harness.faults.daemons import FAILABLE_EVENTS
 
 REQUIRED: Any = object()
 
@@ -54,6 +55,13 @@ def _name(text: Any) -> str:
     value = str(text).strip()
     if not value or any(c.isspace() for c in value):
         raise ValueError("a name without spaces")
+    return value
+
+
+def _event(text: Any) -> str:
+    value = str(text).strip()
+    if value not in FAILABLE_EVENTS:
+        raise ValueError(" or ".join(FAILABLE_EVENTS))
     return value
 
 
@@ -189,6 +197,9 @@ def _kinds() -> dict[str, FaultKind]:
         FaultKind("hang-monitor", "an event script that hangs the node's monitor event",
                   (node, Param("seconds", _count, "how long it hangs", 3600)),
                   lambda f, a: f.hang_monitor(a["node"], a["seconds"])),
+        FaultKind("fail-event", "an event script that fails the node's takeip or releaseip",
+                  (node, Param("event", _event, "takeip or releaseip", "takeip")),
+                  lambda f, a: f.fail_event(a["node"], a["event"])),
         FaultKind("flap", "a cable pulled and plugged COUNT times, one cycle every PERIOD s",
                   (node, port, Param("period", _positive, "seconds per cycle", 1.0),
                    Param("count", _count, "cycles", 5)),

@@ -124,7 +124,7 @@ MALFORMED = {
                       'step 1: fault: "pull-cabel" is not a fault kind; use one of public-link, '
                       "pull-cable, plug, admin-down, bond-slave-lost, all-slaves-lost, "
                       "delete-interface, isolate, partition, one-way-loss, packet-loss, kill, "
-                      "hang, stop, restart, hang-monitor, flap"),
+                      "hang, stop, restart, hang-monitor, fail-event, flap"),
     "missing_parameter": ("", '[[steps]]\nfault = "pull-cable"\nid = "cut"\nnode = 2\n',
                           'step 1 (id "cut"): port: missing; pull-cable needs port (the '
                           "node-side interface(s) whose cable it is)"),
