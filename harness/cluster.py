@@ -210,7 +210,8 @@ class Cluster:
         self.workdir = state.dir / "work"
         self.build_seconds = 0.0
         # cluster_lock = "etcd": the lock host's etcd, started with the cluster
-        self.lock_service = lockservice.lock_service(self)
+        self.lock_service = None if self.plan.lock is None else \
+            lockservice.EtcdService(self, Host(self.plan.lock, self))
 
     @classmethod
     def create(cls, topology: Topology, state: RunState | None = None) -> Cluster:

@@ -146,11 +146,3 @@ class EtcdService:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop()
-
-
-def lock_service(cluster: Cluster) -> EtcdService | None:
-    """The cluster's lock service (None with a host-file lock), not yet started."""
-    from harness.cluster import Host
-    if cluster.plan.lock is None:
-        return None
-    return EtcdService(cluster, Host(cluster.plan.lock, cluster))
