@@ -149,3 +149,17 @@ def test_vagrantfile_validates() -> None:
     r = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=ROOT / "vagrant",
                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0 and "validated successfully" in r.stdout, r.stdout + r.stderr
+
+
+def test_test_module_basenames_are_unique() -> None:
+    """tests/ has no packages, so pytest imports every test module by its bare
+    name: two files called test_x.py in different folders stop the whole
+    collection ("import file mismatch"). It happened in the VM's run once,
+    where no worker split hid it."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(ROOT)} and {path.relative_to(ROOT)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, "test modules sharing a name: " + "; ".join(clashes)
