@@ -65,7 +65,8 @@ class Daemon:
         self.tickles = Tickles(self.state, self.mesh, enabled=tickles)
         self.ips = IpOwner(self.state, self.kernel, self.tickles)
         self.monitor = Monitor(self.state, self.mesh, self.leadership, self.kernel)
-        self.takeover = Takeover(self.state, self.mesh, self.leadership, self.ips)
+        self.takeover = Takeover(self.state, self.mesh, self.leadership, self.ips,
+                                 batched=not event_mode)
         self.routes: dict[str, Handler] = {
             "keepalive": self.mesh.on_keepalive,
             "ips": self.mesh.on_reply,
