@@ -59,8 +59,10 @@ class Bounds:
 
     @property
     def takeover(self) -> float:
-        """UNHEALTHY/DISCONNECTED -> IPs in the kernel elsewhere: the leader runs a
-        takeover at once; a missed request is caught by the next RecoverInterval check."""
+        """UNHEALTHY/DISCONNECTED -> IPs in the kernel elsewhere: the leader serves the
+        request at the end of its recovery-loop pass (ctdbd, and failoverd in poll
+        mode: within a RecoverInterval; event mode at once); a missed request is
+        caught by the next RecoverInterval check."""
         return (self.recover_interval + self.slack) * self.scale
 
     @property

@@ -12,9 +12,11 @@ What it does, in CTDB's terms:
 - takeover runs on the leader: collect every node's IPs, allocate (LCP2 by
   default), release on old holders, then take on new ones, then
   `ipreallocated` everywhere; every node checks each RecoverInterval that
-  the kernel matches the assignment and asks for a run if not;
+  the kernel matches the assignment and asks for a run if not; requests are
+  queued and served once per recovery-loop pass, as ctdb_recoverd does;
 - event-driven mode (--event-mode, beyond CTDB): a netlink link event runs
-  the monitor at once instead of waiting for the next scheduled run.
+  the monitor at once instead of waiting for the next scheduled run, and a
+  takeover run starts as soon as it is requested.
 
 Each job has its own module, as ctdbd's sources split them: log, state
 (what the node knows), membership, leader, ipowner, monitor, takeover,
@@ -67,7 +69,8 @@ class Daemon:
         self.tickles = Tickles(self.state, self.mesh, enabled=tickles)
         self.ips = IpOwner(self.state, self.kernel, self.tickles)
         self.monitor = Monitor(self.state, self.mesh, self.leadership, self.kernel)
-        self.takeover = Takeover(self.state, self.mesh, self.leadership, self.ips)
+        self.takeover = Takeover(self.state, self.mesh, self.leadership, self.ips,
+                                 batched=not event_mode)
         if event_mode:
             self.mesh.connect_retry = 0.05
         self.banning = Banning(self.state, self.mesh, self.leadership, self.ips,

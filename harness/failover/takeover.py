@@ -4,14 +4,22 @@ run them.
 The leader's takeover run: collect every connected node's IPs, allocate
 (LCP2 by default; harness.failover.ipalloc), release on old holders, then
 take on new ones, then `ipreallocated` everywhere with the new assignment.
-It runs whenever something sets `takeover_needed` (a flag change, a peer
-joining or leaving, a node's request, a new leader) and is retried every
-second until it succeeds.
+Something sets `takeover_needed` (a flag change, a peer joining or leaving,
+a node's request, a new leader); when the run follows depends on the mode:
+- poll mode (as CTDB): requests are queued and served once per pass of the
+  recovery loop, at the pass's end (ctdb_recoverd.c main_loop:
+  `takeover_run_checks` -> process_ipreallocate_requests), so every request
+  that arrived during a pass is answered by one run, a request waits for the
+  pass boundary (0-RecoverInterval s), and a failed run is retried at the
+  next pass (need_takeover_run);
+- event mode (beyond CTDB): a run starts as soon as it is needed, a failed
+  one is retried after a second.
 
-The recovery loop ticks every RecoverInterval on every node: the election's
-step (harness.failover.leader), then a check that the kernel holds exactly
-the IPs assigned here and that no link changed; if not, it asks the leader
-for a run. The leader checks its own links and IPs too.
+The recovery loop starts a pass every RecoverInterval on every node (start
+to start, as ctdb_recoverd's loop waits out what is left of the interval):
+the election's step (harness.failover.leader), then a check that the kernel
+holds exactly the IPs assigned here and that no link changed; if not, it
+asks the leader for a run. The leader checks its own links and IPs too.
 """
 
 from __future__ import annotations
@@ -39,11 +47,14 @@ class Takeover:
     """The leader's takeover runs, and every node's recovery loop."""
 
     def __init__(self, state: NodeState, mesh: Membership, leadership: Leadership,
-                 ips: IpOwner) -> None:
+                 ips: IpOwner, batched: bool = True) -> None:
         self.state = state
         self.mesh = mesh
         self.leadership = leadership
         self.ips = ips
+        self.batched = batched  # poll mode: runs at recovery-loop pass ends, as CTDB
+        self.serve = asyncio.Event()  # poll mode: a pass end handed queued requests to a run
+        self.running = False  # a takeover run is under way
         self.links_at_last_request: dict[str, bool] = {}
         self.internal_failures = 0  # takeover runs in a row that raised
         self.banning: Banning | None = None  # set by the daemon; None: nobody is blamed
@@ -54,11 +65,31 @@ class Takeover:
         (event mode): the first step at once, not one interval after start-up."""
         self.leadership.start()
         if not eager:
-            await asyncio.sleep(self.state.tun["RecoverInterval"])
+            await asyncio.sleep(float(self.state.tun["RecoverInterval"]))
         while True:
-            if not await self.leadership.step(time.monotonic()):
+            started = time.monotonic()
+            await self.recovery_pass(started)
+            interval = float(self.state.tun["RecoverInterval"])
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    async def recovery_pass(self, now: float) -> None:
+        """One pass of ctdb_recoverd's main_loop: election step, IP check, and at
+        its end the queued takeover requests (serve_pending)."""
+        try:
+            if not await self.leadership.step(now):
                 await self.verify_local_ips()  # the leader's own links and IPs too
-            await asyncio.sleep(self.state.tun["RecoverInterval"])
+        finally:
+            self.serve_pending()
+
+    def serve_pending(self) -> None:
+        """Poll mode, at a pass's end: every request queued so far is answered by
+        one run (process_ipreallocate_requests). Not while a run is under way:
+        ctdbd's pass contains its run, so requests that came during it wait for
+        the end of a pass after it."""
+        st = self.state
+        if self.batched and st.takeover_needed.is_set() and not self.running:
+            st.takeover_needed.clear()
+            self.serve.set()
 
     async def verify_local_ips(self) -> None:
         """Ask for a takeover run if the kernel or links disagree with the assignment."""
@@ -85,32 +116,61 @@ class Takeover:
         if self.state.is_leader():
             self.leadership.resign(f"takeover runs fail here ({error!r})")
 
+    async def next_run(self) -> None:
+        """Wait until a run is due: in poll mode a pass end handed it the queued
+        requests (serve_pending), in event mode any request. Requests arriving
+        from here on are for the next run, as process_ipreallocate_requests
+        takes only those already pending."""
+        if self.batched:
+            await self.serve.wait()
+            self.serve.clear()
+        else:
+            await self.state.takeover_needed.wait()
+            self.state.takeover_needed.clear()
+
     async def takeover_loop(self) -> None:
         st = self.state
         while True:
-            await st.takeover_needed.wait()
-            st.takeover_needed.clear()
+            await self.next_run()
             if not st.is_leader():
                 continue
+            self.running = True
             try:
-                ok = await asyncio.wait_for(self.takeover_run(),
-                                            3 * st.tun["TakeoverTimeout"])
-            except TimeoutError:
-                ok = False
-            except Exception as e:  # noqa: BLE001 - a run that cannot work must not hold the lock
-                self.internal_failures += 1
-                log.error("takeover run failed with an internal error (%d in a row): %r",
-                          self.internal_failures, e, exc_info=e)
-                if self.internal_failures >= MAX_INTERNAL_FAILURES:
-                    self.crashed(e)
-                    continue
-                ok = False
-            else:
-                self.internal_failures = 0
-            if not ok:
-                log.error("takeover run failed; retrying in 1 s")
-                await asyncio.sleep(1)
-                st.takeover_needed.set()
+                await self.one_run()
+            finally:
+                self.running = False
+
+    async def one_run(self) -> None:
+        """A takeover run with its deadline; a failed one is retried, and a
+        leader whose runs keep raising hands the lock on."""
+        st = self.state
+        try:
+            ok = await asyncio.wait_for(self.takeover_run(),
+                                        3 * st.tun["TakeoverTimeout"])
+        except TimeoutError:
+            ok = False
+        except Exception as e:  # noqa: BLE001 - a run that cannot work must not hold the lock
+            self.internal_failures += 1
+            log.error("takeover run failed with an internal error (%d in a row): %r",
+                      self.internal_failures, e, exc_info=e)
+            if self.internal_failures >= MAX_INTERNAL_FAILURES:
+                self.crashed(e)
+                return
+            ok = False
+        else:
+            self.internal_failures = 0
+        if not ok:
+            await self.retry_failed_run()
+
+    async def retry_failed_run(self) -> None:
+        """A failed run is run again: at the next pass in poll mode (ctdbd's
+        need_takeover_run), a second later in event mode."""
+        if self.batched:
+            log.error("takeover run failed; retrying at the next recovery-loop pass")
+        else:
+            log.error("takeover run failed; retrying in 1 s")
+            await asyncio.sleep(1)
+        self.state.takeover_needed.set()
 
     async def takeover_run(self) -> bool:
         st = self.state

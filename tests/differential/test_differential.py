@@ -14,14 +14,13 @@ pulled cables (UNHEALTHY at the next monitor run), several nodes at once.
 from __future__ import annotations
 
 import ipaddress
-import time
 
 import pytest
 
 from harness.backends import registry
+from harness.crossdiff import StepDriver, settled_layout
 from harness.ctdb import NodeFlags
 from harness.failover.ipalloc import AllocRequest, NodeAlloc, allocate
-from harness.faults import Fault
 from harness.lab import running_cluster
 from harness.topology import PublicAddress, default_topology
 from harness.wait import wait_until
@@ -72,23 +71,6 @@ def predict(prev: dict, flags: dict[int, str]) -> dict:
     return allocate(AllocRequest(tuple(nodes), dict(prev)))
 
 
-def settled_layout(backend, settle: float = 2.0, timeout: float = 30.0) -> dict:
-    """The layout once it has not changed for `settle` s and matches the kernel."""
-    last: list = [None, 0.0]
-
-    def stable():
-        if backend.kernel_holders() and any(len(v) > 1 for v in backend.kernel_holders().values()):
-            return None
-        cur = backend.ips(0)
-        now = time.monotonic()
-        if cur != last[0]:
-            last[:] = [cur, now]
-            return None
-        return cur if now - last[1] >= settle else None
-    _, layout = wait_until(stable, timeout, "layout settled")
-    return layout
-
-
 def run_sequence(name: str, steps: list[tuple[str, int]]
                  ) -> list[tuple[dict[int, str], dict, dict]]:
     """(flags, observed layout, predicted layout) after each step."""
@@ -97,14 +79,9 @@ def run_sequence(name: str, steps: list[tuple[str, int]]
         backend = lab.backend
         prev = settled_layout(backend)
         done: list[tuple[str, int]] = []
-        pulled: dict[int, Fault] = {}
+        driver = StepDriver(lab)
         for action, p in steps:
-            if action in ("disable", "enable"):
-                backend.ctl(p, action)
-            elif action == "pull":
-                pulled[p] = lab.faults.pull_cable(p, "eth1").apply()
-            else:
-                pulled.pop(p).undo()
+            driver.do((action, p))
             done.append((action, p))
             want = expected_flags(done)
             wait_until(lambda want=want: observed_flags(backend) == want,
