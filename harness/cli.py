@@ -24,7 +24,13 @@ from harness.topology import Topology, TopologyError, load_topology
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    removed = runs.reap(force=tuple(args.force), kept=args.kept)
+    only = tuple(args.runs) or None
+    unknown = sorted(set(args.runs) - runs.known_run_ids())
+    if unknown:
+        print(f"harness gc: no run {', '.join(unknown)} here (`harness ls` lists labs with "
+              f"their run ids; leave RUNID out to remove every dead run)", file=sys.stderr)
+        return 2
+    removed = runs.reap(force=tuple(args.force), kept=args.kept, only=only)
     for line in removed:
         print(f"removed {line}")
     if not removed:
@@ -81,6 +87,8 @@ def parser() -> argparse.ArgumentParser:
                         "Debian's ctdb (also: FTH_CTDB_PREFIX)")
     sub = p.add_subparsers(dest="cmd", required=True)
     gc = sub.add_parser("gc", help="remove what dead runs left behind")
+    gc.add_argument("runs", nargs="*", metavar="RUNID",
+                    help="only these runs (default: every dead run)")
     gc.add_argument("--force", nargs="*", default=[], metavar="RUNID",
                     help="also remove these kept runs (--keep-on-failure)")
     gc.add_argument("--kept", action="store_true", help="also remove every kept run")

@@ -252,7 +252,9 @@ def test_a_killed_supervisor_leaves_nothing_once_removed(labs, unique, remover):
         time.sleep(0.1)
     # the daemons outlive their supervisor until the lab is removed
     assert lab.leftovers(daemons) != []
-    r = harness(*remover, *([unique] if remover == ("down",) else []))
+    # gc by run id: a bare `harness gc` beside the other tests would also
+    # reap theirs (and a killed lab of a parallel test before it looked)
+    r = harness(*remover, unique if remover == ("down",) else lab.run_id)
     assert r.returncode == 0, r.stderr
     assert lab.leftovers([*daemons, (pid, start)]) == []
     assert unique not in harness("ls").stdout
@@ -305,6 +307,7 @@ BAD = [
     ("undo", "{lab}", "f999"),
     ("watch", "{lab}", "--since", "-3"),
     ("up", "--name", "{lab}"),
+    ("gc", "nosuchrun"),
 ]
 
 

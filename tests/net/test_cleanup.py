@@ -73,7 +73,9 @@ def test_reaper_keeps_kept_runs_until_forced():
     state.mark_kept()
     os_owner = state.owner()
     assert os_owner["kept"]
-    assert not any(x.startswith(f"netns fth-{state.run_id}") for x in runs.reap())
+    # named, not forced: kept (a bare reap() would take other tests' dead runs)
+    assert not any(x.startswith(f"netns fth-{state.run_id}")
+                   for x in runs.reap(only=(state.run_id,)))
     removed = runs.reap(force=(state.run_id,))
     assert f"netns {c.plan.switch}" in removed and state.namespaces() == []
 
