@@ -109,10 +109,14 @@ class TcpProber(RecorderThread):
         return s.last_ok is not None and not s.down \
             and time.monotonic() - s.last_ok < self.stall
 
+    def up(self, ip: str) -> int:
+        """How many of ip's connections are established right now."""
+        return sum(1 for c in self.ips[ip].conns
+                   if c.sock is not None and c.connecting_since is None)
+
     def connected(self) -> int:
         """How many connections are established right now."""
-        return sum(1 for s in self.ips.values() for c in s.conns
-                   if c.sock is not None and c.connecting_since is None)
+        return sum(self.up(ip) for ip in self.ips)
 
     # -- the thread ---------------------------------------------------------------
     def run(self) -> None:

@@ -8,7 +8,7 @@ from harness.backends.base import Backend
 from harness.record.events import Timeline
 from harness.record.tcpprobe import TcpProber
 from harness.services.standins import SmbdStandins
-from harness.wait import time_scale, wait_until
+from harness.wait import WaitTimeout, time_scale, wait_until
 
 READY_TIMEOUT = 10.0
 
@@ -36,20 +36,36 @@ class TcpClients:
         """How many connections to ip node pnn lists (`gettickles`)."""
         return len(self.backend.ctl(pnn, "-X", "gettickles", ip).splitlines()) - 1
 
-    def ready(self) -> bool:
-        ips = list(self.prober.ips)
-        if self.prober.connected() != self.per_ip * len(ips) \
-                or not all(self.prober.answering(ip) for ip in ips):
-            return False
-        if not self.register:
-            return True
+    def missing(self) -> list[str]:
+        """What keeps the clients from being ready, one item per IP or node
+        (empty once every connection is up, answering and registered)."""
+        out = []
+        per_ip = {ip: self.prober.up(ip) for ip in list(self.prober.ips)}
+        for ip, up in per_ip.items():
+            if up != self.per_ip:
+                out.append(f"{ip}: {up} of {self.per_ip} connections up")
+            elif not self.prober.answering(ip):
+                out.append(f"{ip}: not answering")
+        if out or not self.register:
+            return out
         held = {str(ip): pnn for ip, pnn in self.backend.ips(0).items()}
         nodes = range(len(self.backend.cluster.nodes))
-        return all(self.registered(p, ip) >= self.per_ip for ip in ips
-                   for p in (nodes if self.everywhere else [held[ip]]))
+        for ip in per_ip:
+            for p in (nodes if self.everywhere else [held[ip]]):
+                n = self.registered(p, ip)
+                if n < self.per_ip:
+                    out.append(f"{ip}: node {p} lists {n} of {self.per_ip} connections")
+        return out
+
+    def ready(self) -> bool:
+        return not self.missing()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        wait_until(self.ready, timeout * time_scale(), "every TCP connection up and registered")
+        try:
+            wait_until(self.ready, timeout * time_scale(),
+                       "every TCP connection up and registered")
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}: {'; '.join(self.missing()) or 'ready just now'}") from None
 
     def __enter__(self) -> TcpProber:
         self.standins.start()
