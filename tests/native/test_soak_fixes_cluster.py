@@ -1,0 +1,60 @@
+"""The native daemon's chaos-soak fixes (issue 14, item 5) on a real cluster,
+where the bug needs the kernel: three failoverd in namespaces, the recorder
+and the invariant check on one timeline.
+
+The cheap variant of each fix's test runs in make test
+(tests/unit/test_mesh_soak_fixes.py, over loopback TCP); these replay the
+soak's own situation and are marked long.
+"""
+
+import pytest
+
+from harness.assertions import Bounds, assert_invariants, expect, expect_none, has_flag
+from harness.backends.base import NotConverged
+from harness.failover.leader import LEADER_SILENCE
+from harness.wait import wait_until
+
+pytestmark = [pytest.mark.backends("native"), pytest.mark.cluster(plain=True)]
+
+
+def leader_other_than(backend, old: int) -> int | None:
+    """The leader every node names, if they agree on one that is not `old`."""
+    try:
+        new = backend.agreed_leader(timeout=0.3)
+    except NotConverged:
+        return None
+    return new if new != old else None
+
+
+@pytest.mark.long
+@pytest.mark.tunables(MonitorInterval=3, KeepaliveInterval=1, KeepaliveLimit=3)
+def test_leader_woken_from_sigstop_steps_down_without_split_brain(cluster, backend, faults,
+                                                                  timeline, recorder):
+    """50de89e: a leader SIGSTOPped past the keepalive bound woke to every peer
+    gone at once, ran a takeover on that view and took every IP while the
+    others still held theirs. It now gives up the lock; a node that kept
+    running leads, and no IP is ever on two nodes."""
+    b = Bounds.of(backend)
+    public = [str(p.address.ip) for p in cluster.topology.public_addresses]
+    old = backend.agreed_leader()
+    stall = 2 * b.keepalive_interval + 1  # a gap the daemon counts as standing still
+    hung = faults.hang_daemon(old).apply()
+    expect(timeline, "flags", node=old, after=hung.apply_event, within=(0, b.keepalive),
+           where=has_flag("DISCONNECTED"))
+    # its lock helper still holds the cluster lock: no node can lead, so no IP
+    # moves (ctdbd behaves the same); held past the stall bound
+    expect_none(timeline, "addr.add", after=hung.apply_event, for_s=stall + b.slack)
+    hung.undo()
+    try:
+        # it resigns at once; the others try the lock every LEADER_SILENCE
+        # after a failed attempt, then the new leader's first tick
+        _, new = wait_until(lambda: leader_other_than(backend, old),
+                            LEADER_SILENCE + b.recover_interval + b.slack,
+                            "a node that kept running leads")
+        wait_until(lambda: backend.converged() is None, b.takeover, "converged")
+    finally:
+        # a split brain is the failure to report first
+        recorder.stop()
+        assert_invariants(timeline, public, takeover_bound=b.takeover)
+    assert "stood still" in backend.log_path(old).read_text()
+    assert new != old
