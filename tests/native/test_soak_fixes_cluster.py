@@ -7,6 +7,8 @@ The cheap variant of each fix's test runs in make test
 soak's own situation and are marked long.
 """
 
+import time
+
 import pytest
 
 from harness.assertions import Bounds, assert_invariants, expect, expect_none, has_flag
@@ -58,3 +60,46 @@ def test_leader_woken_from_sigstop_steps_down_without_split_brain(cluster, backe
         assert_invariants(timeline, public, takeover_bound=b.takeover)
     assert "stood still" in backend.log_path(old).read_text()
     assert new != old
+
+
+def flags_seen_by(backend, observer: int, pnn: int) -> str:
+    return backend.status(observer).nodes[pnn].flags_text
+
+
+@pytest.mark.long
+@pytest.mark.tunables(MonitorInterval=3, KeepaliveInterval=1, KeepaliveLimit=2)
+def test_flags_sent_into_a_partition_are_not_read_after_it_heals(cluster, backend, faults,
+                                                                 timeline, recorder):
+    """8c07178: after a partition healed, TCP delivered a `flags` message sent
+    into it, and the others took a healthy node's old flags as news - for good,
+    since nothing changed after. A node declared DISCONNECTED loses the
+    connections it had open to us, so what it sent on them is never read."""
+    b = Bounds.of(backend)
+    public = [str(p.address.ip) for p in cluster.topology.public_addresses]
+    victim = next(p for p in (2, 1, 0) if p != backend.agreed_leader())
+    others = [p for p in range(len(cluster.nodes)) if p != victim]
+    cut = faults.isolate(victim, network="private").apply()
+    backend.ctl(victim, "disable")  # its flags go out into the partition: TCP retransmits them
+    t_sent = time.monotonic()
+    for p in others:
+        expect(timeline, "flags", node=victim, after=cut.apply_event, within=(0, b.keepalive),
+               where=lambda e, p=p: has_flag("DISCONNECTED")(e) and e.data["by"] == p)
+    wait_until(lambda: all("DISCONNECTED" in flags_seen_by(backend, victim, p) for p in others),
+               b.keepalive, f"node {victim} sees the others DISCONNECTED")
+    backend.ctl(victim, "enable")  # told to nobody: no peer is connected
+    cut.undo()
+    t_healed = time.monotonic()
+    # it reconnects and greets the others with its flags as they are now
+    for p in others:
+        expect(timeline, "flags", node=victim, after=cut.undo_event, within=(0, b.keepalive),
+               where=lambda e, p=p: e.data["by"] == p and e.data["flags"] == ["OK"])
+    # and stays OK past the next retransmission of what the partition held
+    # back: TCP's backoff doubles, so it comes within the time already waited
+    # (plus the first 200 ms timeout) after the heal
+    window = (t_healed - t_sent) + 0.2 + b.slack
+    expect_none(timeline, "flags", node=victim, after=cut.undo_event, for_s=window,
+                where=lambda e: e.data["by"] != victim and "DISABLED" in e.data["flags"])
+    recorder.stop()
+    # the isolated node keeps its IPs while the others take them over (ctdbd
+    # the same): duplicates there are the partition's, not this test's subject
+    assert_invariants(timeline, public, takeover_bound=b.takeover, allow_duplicates_on=[victim])
