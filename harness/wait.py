@@ -11,7 +11,14 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from tenacity import RetryError, retry, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_fixed,
+)
 
 T = TypeVar("T")
 SCALE_ENV = "HARNESS_TIME_SCALE"
@@ -61,3 +68,22 @@ def wait_until(cond: Callable[[], T], timeout: float, what: str,
     except RetryError:
         detail = f" ({last[0]})" if last else ""
         raise WaitTimeout(f"{what}: not within {timeout:.2f} s{detail}") from None
+
+
+async def wait_until_async(cond: Callable[[], T], timeout: float, what: str,
+                           period: float = 0.02) -> tuple[float, T]:
+    """wait_until for a test that runs the code under test in its own event
+    loop: the polls yield to that loop (asyncio.sleep), so its tasks go on
+    meanwhile. Returns (monotonic time seen, value); WaitTimeout if not."""
+    try:
+        async for attempt in AsyncRetrying(stop=stop_after_delay(timeout),
+                                           wait=wait_fixed(period),
+                                           retry=retry_if_exception_type(_NotYet)):
+            with attempt:
+                value = cond()
+                if not value:
+                    raise _NotYet
+                return time.monotonic(), value
+    except RetryError:
+        pass
+    raise WaitTimeout(f"{what}: not within {timeout:.2f} s")
