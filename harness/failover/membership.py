@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
+import struct
 import time
 from collections import Counter
 from typing import Any, Protocol
@@ -268,9 +270,17 @@ class Membership:
             return
         peer.connected = False
         if peer.writer is not None:
-            # abort, not close: a close lets the kernel retransmit what is still
-            # queued, and once a partition heals the peer would read those
-            # frames (a flags change from before it) as news
+            # abort with a zero linger, not close: a close lets the kernel
+            # retransmit what is still queued, and once a partition heals the
+            # peer would read those frames (a flags change from before it) as
+            # news. abort() alone only drops what asyncio had not yet handed
+            # to the kernel; SO_LINGER 0 makes the close a reset that drops
+            # the kernel's send queue too.
+            sock = peer.writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))
             peer.writer.transport.abort()
             peer.writer = None
             peer.sender = None

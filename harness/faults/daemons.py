@@ -165,39 +165,63 @@ exit 0
 """
 
 
-def install_script(fault: Fault, path: Path, text: str) -> Span:
-    """Make `text` the executable event script at `path`, timed as the fault's
-    span: written beside it first, so that appearing is one rename()."""
-    if path.exists():
-        raise FaultError(f"{path} exists already")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp"
-    tmp.write_text(text)
-    tmp.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
-    try:
-        return fault._timed(lambda: os.rename(tmp, path))
-    except FaultCancelled:
-        tmp.unlink(missing_ok=True)
-        raise
+class EventScriptFault(Fault):
+    """A fault that is one executable event script in
+    backend.event_script_dir(pnn), plus a trace file beside it that the script
+    appends a line to on every invocation that misbehaves (ctdbd runs scripts
+    in a mount namespace where the run's workdir is hidden, but its event
+    directory is this one, bind-mounted). Appearing is one rename(); undo
+    removes the script."""
+
+    template = ""
+    """The script, formatted with run, trace (the trace file's name) and params()."""
+
+    def __init__(self, backend: DaemonControl, pnn: int, script: str, trace: str,
+                 timeline: Timeline | None) -> None:
+        super().__init__(timeline, pnn)
+        self.backend = backend
+        self.dir = Path(backend.event_script_dir(pnn))
+        self.path = self.dir / script
+        self.trace_path = self.dir / f".{trace}-{self.id}.trace"
+
+    def _apply(self) -> Span:
+        if self.path.exists():
+            raise FaultError(f"{self.path} exists already")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".{self.path.name}.tmp"
+        tmp.write_text(self.template.format(run=self.backend.cluster.run_id,
+                                            trace=self.trace_path.name, **self.params()))
+        tmp.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        try:
+            return self._timed(lambda: os.rename(tmp, self.path))
+        except FaultCancelled:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def trace(self) -> list[list[str]]:
+        """The trace file's lines so far, split into words."""
+        with contextlib.suppress(FileNotFoundError):
+            return [line.split() for line in self.trace_path.read_text().splitlines()]
+        return []
+
+    def _undo(self) -> Span:
+        return self._timed(lambda: self.path.unlink(missing_ok=True))
 
 
-class HangMonitor(Fault):
-    """An executable event script that sleeps on `monitor` (a hung monitor check),
-    placed in backend.event_script_dir(pnn). Appearing is one rename().
+class HangMonitor(EventScriptFault):
+    """An event script that sleeps on `monitor` (a hung monitor check).
 
-    Each invocation appends `hang-monitor pid=N start=S` to `trace_path` (follow
-    it with a LogSpec to see invocations on the timeline). undo removes the
+    Each invocation traces `hang-monitor pid=N start=S` (follow trace_path
+    with a LogSpec to see invocations on the timeline). undo removes the
     script and kills the sleeps still running, by those pids.
     """
 
+    template = HANG_SCRIPT
+
     def __init__(self, backend: DaemonControl, pnn: int, seconds: int = 3600,
                  name: str = "99.hang.script", timeline: Timeline | None = None) -> None:
-        super().__init__(timeline, pnn)
-        self.backend, self.seconds, self.name = backend, seconds, name
-        self.dir = Path(backend.event_script_dir(pnn))
-        self.path = self.dir / name
-        # beside the script, as FailEvent's: ctdbd's mount namespace hides the workdir
-        self.trace_path = self.dir / f".hang-monitor-{self.id}.trace"
+        super().__init__(backend, pnn, name, "hang-monitor", timeline)
+        self.seconds = seconds
 
     def describe(self) -> str:
         return f"node {self.node} monitor hangs ({self.path.name})"
@@ -205,23 +229,17 @@ class HangMonitor(Fault):
     def params(self) -> dict[str, Any]:
         return {"script": str(self.path), "seconds": self.seconds}
 
-    def _apply(self) -> Span:
-        return install_script(self, self.path, HANG_SCRIPT.format(
-            run=self.backend.cluster.run_id, seconds=self.seconds,
-            trace=self.trace_path.name))
-
     def invocations(self) -> list[tuple[int, int]]:
         """(pid, start time) of every monitor run that hung so far."""
         out = []
-        with contextlib.suppress(FileNotFoundError):
-            for line in self.trace_path.read_text().splitlines():
-                kv = dict(x.split("=", 1) for x in line.split()[1:])
-                with contextlib.suppress(KeyError, ValueError):
-                    out.append((int(kv["pid"]), int(kv["start"])))
+        for words in self.trace():
+            kv = dict(x.split("=", 1) for x in words[1:] if "=" in x)
+            with contextlib.suppress(KeyError, ValueError):
+                out.append((int(kv["pid"]), int(kv["start"])))
         return out
 
     def _undo(self) -> Span:
-        span = self._timed(lambda: self.path.unlink(missing_ok=True))
+        span = super()._undo()
         for pid, start in self.invocations():
             if proc_start_time(pid) == start:
                 with contextlib.suppress(ProcessLookupError):
@@ -244,30 +262,27 @@ FAILABLE_EVENTS = ("takeip", "releaseip")
 """The events FailEvent can fail: the two a takeover run blames a node for."""
 
 
-class FailEvent(Fault):
-    """An executable event script that exits 1 on `takeip` or `releaseip`, in
-    backend.event_script_dir(pnn); a takeover run then fails on this node and
-    the leader blames it (banning credits, as ctdb_takeover_helper assigns).
+class FailEvent(EventScriptFault):
+    """An event script that exits 1 on `takeip` or `releaseip`; a takeover run
+    then fails on this node and the leader blames it (banning credits, as
+    ctdb_takeover_helper assigns).
 
     The script is named 01.*, so on ctdbd it runs after 00.ctdb and before
     10.interface: a failed takeip never adds the address and a failed
     releaseip never removes it, which is what the native daemon does on a
-    failed event too. Each invocation appends `fail-EVENT IFACE IP` to
-    `trace_path`, so a test can time the first failing event.
+    failed event too. Each invocation traces `fail-EVENT IFACE IP UPTIME`, so
+    a test can time the first failing event.
     """
+
+    template = FAIL_SCRIPT
 
     def __init__(self, backend: DaemonControl, pnn: int, event: str = "takeip",
                  timeline: Timeline | None = None) -> None:
-        super().__init__(timeline, pnn)
         if event not in FAILABLE_EVENTS:
             raise FaultError(f"fail-event: cannot fail {event!r}; "
                              f"one of {', '.join(FAILABLE_EVENTS)}")
-        self.backend, self.event = backend, event
-        self.dir = Path(backend.event_script_dir(pnn))
-        self.path = self.dir / f"01.fail-{event}.script"
-        # beside the script: ctdbd runs it in a mount namespace where the run's
-        # workdir is hidden, but its event directory is this one, bind-mounted
-        self.trace_path = self.dir / f".fail-{event}-{self.id}.trace"
+        super().__init__(backend, pnn, f"01.fail-{event}.script", f"fail-{event}", timeline)
+        self.event = event
 
     def describe(self) -> str:
         return f"node {self.node} {self.event} event fails ({self.path.name})"
@@ -275,21 +290,12 @@ class FailEvent(Fault):
     def params(self) -> dict[str, Any]:
         return {"script": str(self.path), "event": self.event}
 
-    def _apply(self) -> Span:
-        return install_script(self, self.path, FAIL_SCRIPT.format(
-            run=self.backend.cluster.run_id, event=self.event, trace=self.trace_path.name))
-
     def failures(self) -> list[tuple[float, str]]:
         """(time, IP) of every failed invocation so far. The time is the
         script's /proc/uptime (CLOCK_BOOTTIME, 10 ms steps), which is the
         timeline's monotonic clock on a machine that never suspends."""
         out = []
-        with contextlib.suppress(FileNotFoundError):
-            for line in self.trace_path.read_text().splitlines():
-                parts = line.split()
-                with contextlib.suppress(IndexError, ValueError):
-                    out.append((float(parts[3]), parts[2]))
+        for words in self.trace():
+            with contextlib.suppress(IndexError, ValueError):
+                out.append((float(words[3]), words[2]))
         return out
-
-    def _undo(self) -> Span:
-        return self._timed(lambda: self.path.unlink(missing_ok=True))
