@@ -138,8 +138,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print("harness stats: --event-mode is the native implementation's; CTDB has none",
               file=sys.stderr)
         return 2
+    if args.report is not None and args.report.is_dir():
+        print(f"harness stats: --report {args.report} is a directory; give the page's file "
+              f"name, e.g. {args.report / 'report.html'}", file=sys.stderr)
+        return 2
     names = ["native", "ctdb"] if args.backend == "all" else [args.backend]
     mode = "event-driven" if args.event_mode else "polling"
+    compare_after = not args.event_mode and set(names) == {"native", "ctdb"}
+    if compare_after:
+        # imported before the trials, not after: a broken scipy must not cost
+        # a 20-minute run its result (it costs other commands a third of a second)
+        from harness import detection_compare
     lines: list[str] = []
     samples: dict[str, dict[str, list[float]]] = {}
     failed = False
@@ -169,9 +178,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             lines.append(f"{len(violations)} of {args.trials} trials broke a bound:")
             lines += [f"  {line}" for line in violations]
     compared = None
-    if not args.event_mode and set(samples) == {"native", "ctdb"}:
-        # imported here: scipy costs every other `harness` command a third of a second
-        from harness import detection_compare
+    if compare_after:
         try:
             compared = detection_compare.compare(samples["native"]["detection"],
                                                  samples["ctdb"]["detection"],
