@@ -171,31 +171,38 @@ def _node_label(label: str) -> int | None:
 
 
 def _unhealthy_spans(tl: Timeline, pnn: int, end: float) -> list[tuple[float, float]]:
-    """When node pnn, by its own account, was UNHEALTHY (first to last such poll).
+    """When node pnn, by its own account, was surely UNHEALTHY.
 
     Only the node's own view counts: CTDB shows a peer it lost as
     DISCONNECTED|UNHEALTHY|INACTIVE, which says nothing about that peer's monitor.
 
-    Polls lag the daemon by up to one period, so a span ends at the last poll
-    that still showed UNHEALTHY, not at the first that showed OK: a node that
-    turned healthy and took an IP between two polls is not a violation.
+    The status poller puts a `flags` event on the timeline only when the
+    flags change, so a span starts at the first poll that showed UNHEALTHY
+    and is known to last until the last poll that still showed it. That poll
+    is not on the timeline: it came at most one poll gap (the longest the
+    poller's status.beat events report) before the first poll that showed
+    the node recovered - or before the recording's end, or before another
+    node's poll saw it recovered. A span ends there: a node that turned
+    healthy and took an IP between two polls is not a violation, and an IP
+    on a node whose polls kept saying UNHEALTHY is.
     """
+    lag = max((float(b.data["max_gap"]) for b in tl.events("status.beat", node=pnn)
+               if "max_gap" in b.data), default=0.0)
     spans: list[tuple[float, float]] = []
-    start = last = None
+    start = None
     for e in tl.events("flags", node=pnn, source="status", where=lambda e: e.data.get("by") == pnn):
         if "UNHEALTHY" in e.data.get("flags", ()):
             start = e.t if start is None else start
-            last = e.t
-        elif start is not None and last is not None:
-            spans.append((start, last))
-            start = last = None
-    if start is not None and last is not None:
-        # still open when recording stopped: up to the end, unless another
-        # node's poll already saw it recovered (its own poll had not come yet)
-        recovered = tl.events("flags", node=pnn, source="status", since=last,
+        elif start is not None:
+            spans.append((start, e.t - lag))
+            start = None
+    if start is not None:
+        # still open when recording stopped, unless another node's poll
+        # already saw it recovered (its own poll had not come yet)
+        recovered = tl.events("flags", node=pnn, source="status", since=start,
                               where=lambda e: "UNHEALTHY" not in e.data.get("flags", ()))
-        spans.append((start, last if recovered else end))
-    return spans
+        spans.append((start, (recovered[0].t if recovered else end) - lag))
+    return [(a, b) for a, b in spans if b > a]
 
 
 # Each node namespace has its own netlink listener thread, which dates an event
