@@ -173,7 +173,6 @@ class Daemon:
         supervise(st, functools.partial(self.takeover.recovery_loop, eager=self.event_mode),
                   "recovery")
         supervise(st, self.takeover.takeover_loop, "takeover", self.takeover.crashed)
-        supervise(st, self.banning.loop, "banning")
         if control_path is not None:
             supervise(st, functools.partial(serve_control, self, control_path), "control")
         await st.stopping.wait()
