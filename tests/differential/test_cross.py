@@ -6,7 +6,7 @@ majority's nodes while one is cut off), the settled IP layout, and what a
 cut-off node still holds.
 
 Replay one walk: `pytest tests/differential/test_cross.py -k seed7`. Each
-walk's comparisons are written to artifacts/crossdiff/seed-N.json (the kind
+walk's comparisons are written to artifacts/crossdiff/seed-N-Ksteps.json (the kind
 of every step, how many moved IPs, both observations per step). make test
 runs one short walk (seed 2: failtakeip 4, unban 4, disable 0); make
 test-slow the 20 seeds, whose plans hold every kind of step
@@ -54,7 +54,7 @@ def check_walk(seed: int, steps: int) -> None:
         if missing:
             pytest.skip(f"{name} backend: {missing}")
     res = run_walk(seed, steps)
-    res.save(OUT / f"seed-{seed}.json")
+    res.save(OUT / f"seed-{seed}-{steps}steps.json")  # the short walk's seed is a long one
     bad = res.disagreements()
     assert not bad, f"seed {seed} ({res.steps}):\n" + "\n".join(map(describe, bad))
     broken = [m for c in res.comparisons for m in unmet(c)]
