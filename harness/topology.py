@@ -126,6 +126,11 @@ class Topology:
     )
     private_network: str = "private"
     cluster_lock: str = "fcntl"
+    leader_nodes: tuple[int, ...] = ()
+    """ctdb.conf's `leader capability`: the nodes that may become leader (take
+    the cluster lock); empty means every node, ctdbd's default. Naming one node
+    makes the lock holder known in advance, which a test that must not cut off
+    the leader needs (ctdbd's own election otherwise picks any node)."""
     source: str = field(default="<default>", compare=False)
 
     # -- derived views -------------------------------------------------
@@ -158,6 +163,10 @@ class Topology:
         (the last is a private-network client's, as for every network)."""
         net = self.private.subnet
         return ipaddress.IPv4Interface(f"{net[-3]}/{net.prefixlen}")
+
+    def leader_capable(self, pnn: int) -> bool:
+        """May node `pnn` become leader (ctdb.conf `leader capability`)?"""
+        return not self.leader_nodes or pnn in self.leader_nodes
 
     def node_addresses(self) -> list[ipaddress.IPv4Address]:
         """The CTDB `nodes` file contents: private address per pnn."""
@@ -219,6 +228,10 @@ class Topology:
                                 f"{', '.join(repr(c) for c in CLUSTER_LOCKS)}")
         if not 1 <= self.nodes <= MAX_NODES:
             raise TopologyError(f"{src}: nodes = {self.nodes}; use 1..{MAX_NODES}")
+        bad = [p for p in self.leader_nodes if not 0 <= p < self.nodes]
+        if bad or len(set(self.leader_nodes)) != len(self.leader_nodes):
+            raise TopologyError(f"{src}: leader_nodes = {list(self.leader_nodes)}; use distinct "
+                                f"pnns in 0..{self.nodes - 1} (or leave it out: every node)")
         names = [n.name for n in self.networks]
         if len(set(names)) != len(names):
             raise TopologyError(f"{src}: network names repeat: {names}")
@@ -310,7 +323,7 @@ def default_topology(nodes: int = 3) -> Topology:
 # -- TOML --------------------------------------------------------------
 
 _TOP_KEYS = {"nodes", "networks", "interfaces", "public_addresses", "private_network",
-             "cluster_lock"}
+             "cluster_lock", "leader_nodes"}
 _BOND_KEYS = {"mode", "miimon", "updelay", "downdelay", "slaves", "primary"}
 
 
@@ -352,6 +365,11 @@ def topology_from_dict(data: dict[str, Any], source: str = "<dict>") -> Topology
     if "cluster_lock" in data:
         kw["cluster_lock"] = _want(data["cluster_lock"], str, f"{source}: cluster_lock",
                                    f"one of {', '.join(repr(c) for c in CLUSTER_LOCKS)}")
+    if "leader_nodes" in data:
+        where = f"{source}: leader_nodes"
+        kw["leader_nodes"] = tuple(
+            _want(p, int, where, "a list of node numbers")
+            for p in _want(data["leader_nodes"], list, where, "a list of node numbers"))
     if "interfaces" in data:
         ifs = []
         table = _want(data["interfaces"], dict, f"{source}: interfaces", "a table")
@@ -441,6 +459,8 @@ def topology_to_dict(top: Topology) -> dict[str, Any]:
     }
     if top.cluster_lock != "fcntl":  # the default is left out: older files stay equal
         out["cluster_lock"] = top.cluster_lock
+    if top.leader_nodes:  # likewise: empty is every node, ctdbd's default
+        out["leader_nodes"] = list(top.leader_nodes)
     return out
 
 

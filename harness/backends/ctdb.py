@@ -154,13 +154,17 @@ class CtdbBackend(Backend):
     def ctdb_conf(self, pnn: int) -> str:
         node_ip = self.cluster.nodes[pnn].address().ip
         lock = f"!{ETCD_HELPER}" if self.lock_config() else f"{NS_LOCK_DIR}/reclock"
+        sections = {"cluster": [f"{self.install.lock_option()} = {lock}",
+                                f"node address = {node_ip}"]}
+        if not self.cluster.topology.leader_capable(pnn):
+            section, key = self.install.leader_capability_option()
+            sections.setdefault(section, []).append(f"{key} = false")
         return (
             "[logging]\n"
             f"\tlocation = file:{self.install.log_file}\n"
             f"\tlog level = {self.log_level}\n"
-            "[cluster]\n"
-            f"\t{self.install.lock_option()} = {lock}\n"
-            f"\tnode address = {node_ip}\n"
+            + "".join(f"[{name}]\n" + "".join(f"\t{line}\n" for line in lines)
+                      for name, lines in sections.items())
         )
 
     def write_config(self, pnn: int) -> None:

@@ -70,6 +70,14 @@ class CtdbInstall:
         v = self.version()
         return "recovery lock" if v is not None and v < (4, 16) else "cluster lock"
 
+    def leader_capability_option(self) -> tuple[str, str]:
+        """ctdb.conf's section and key for a node's leader capability: 4.17
+        renamed [legacy] `recmaster capability` to [cluster] `leader capability`."""
+        v = self.version()
+        if v is not None and v < (4, 17):
+            return "legacy", "recmaster capability"
+        return "cluster", "leader capability"
+
 
 DEBIAN = CtdbInstall(
     prefix=None, ctdbd=Path("/usr/sbin/ctdbd"), ctdb=Path("/usr/bin/ctdb"),

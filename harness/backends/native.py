@@ -98,6 +98,8 @@ class NativeBackend(Backend):
                 "--pnn", str(pnn), "--cluster-lock", self.lock_setting(),
                 "--socket", str(d / "ctl.sock"), "--log", str(self.log_path(pnn)),
                 "--log-level", self.log_level]
+        if not self.cluster.topology.leader_capable(pnn):
+            argv.append("--no-leader-capability")
         if self.event_mode:
             argv.append("--event-mode")
         if not self.tickles:

@@ -36,6 +36,7 @@ class NodeConfig:
     options: Mapping[str, str] = field(default_factory=dict)
     events_dir: Path | None = None
     cluster_lock: Path | None = None
+    leader_capable: bool = True  # ctdb.conf `leader capability`: may take the lock
 
     @property
     def address(self) -> IPAddress:
@@ -79,7 +80,8 @@ def _is_local(addr: IPAddress) -> bool:
 
 
 def load_node_config(directory: str | Path, pnn: int | None = None,
-                     cluster_lock: str | Path | None = None) -> NodeConfig:
+                     cluster_lock: str | Path | None = None,
+                     leader_capable: bool = True) -> NodeConfig:
     """Read a node directory: nodes, public_addresses, ctdb.tunables, script.options, events/.
 
     Only ``nodes`` is required.  Script options are ``script.options`` then,
@@ -118,4 +120,5 @@ def load_node_config(directory: str | Path, pnn: int | None = None,
     return NodeConfig(
         directory=d, pnn=pnn, nodes=tuple(e.address for e in entries), deleted=deleted,
         public_addresses=public, tunables=tunables, options=options, events_dir=events_dir,
-        cluster_lock=Path(cluster_lock) if cluster_lock is not None else None)
+        cluster_lock=Path(cluster_lock) if cluster_lock is not None else None,
+        leader_capable=leader_capable)

@@ -10,8 +10,9 @@ cluster. CTDB's answer is to take it out for RecoveryBanPeriod:
   with the most (the lowest pnn on a tie) is blamed, and the leader adds the
   number of nodes to its culprit count (credits older than
   RecoveryGracePeriod are forgiven first);
-- every RecoverInterval the leader bans each node whose count reached twice
-  the number of nodes, and sets that count to 0. With a takeip that always
+- at the start of each recovery-loop pass (every RecoverInterval) the leader
+  bans each node whose count reached twice the number of nodes, and sets
+  that count to 0. With a takeip that always
   fails, that is the second failed run in a row;
 - a banned node sets BANNED (INACTIVE), releases all its public IPs, runs no
   monitor, cannot lead, and clears BANNED itself when the period ends (or
@@ -123,13 +124,6 @@ class Banning:
                                         float(self.state.tun["TakeoverTimeout"]))
         if reply is None or not reply["ok"]:
             log.error("Failed to ban node %d", pnn)
-
-    async def loop(self) -> None:
-        """The leader's check, once every RecoverInterval as ctdbd's main loop."""
-        while True:
-            await asyncio.sleep(self.state.tun["RecoverInterval"])
-            if self.state.is_leader():
-                await self.ban_misbehaving()
 
     # -- this node's ban (ctdb_control_set_ban_state) ------------------------------------
     @property

@@ -173,7 +173,6 @@ class Daemon:
         supervise(st, functools.partial(self.takeover.recovery_loop, eager=self.event_mode),
                   "recovery")
         supervise(st, self.takeover.takeover_loop, "takeover", self.takeover.crashed)
-        supervise(st, self.banning.loop, "banning")
         if control_path is not None:
             supervise(st, functools.partial(serve_control, self, control_path), "control")
         await st.stopping.wait()
@@ -203,6 +202,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="as ctdb.conf's `cluster lock`: a file on storage all nodes share "
                         "(locked by ctdb_mutex_fcntl_helper), or !HELPER ARGS (a cluster "
                         "mutex helper such as ctdb_etcd_lock); its holder is the leader")
+    p.add_argument("--no-leader-capability", action="store_true",
+                   help="as ctdb.conf's `leader capability = false`: never take the "
+                        "cluster lock, so never lead")
     p.add_argument("--socket", type=Path, default=None, help="control socket (mode 0600)")
     p.add_argument("--log", type=Path, default=None, help="log file (default: stderr)")
     p.add_argument("--log-level", default="NOTICE", choices=list(LEVELS))
@@ -244,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         refuse_host_namespace()
-        cfg = load_node_config(args.dir, pnn=args.pnn, cluster_lock=args.cluster_lock)
+        cfg = load_node_config(args.dir, pnn=args.pnn, cluster_lock=args.cluster_lock,
+                               leader_capable=not args.no_leader_capability)
         key = b"" if args.no_auth else read_key(args.key_file)
         daemon = Daemon(cfg, event_mode=args.event_mode, key=key,
                         tickles=not args.no_tickles)  # NodeState refuses IPv6

@@ -8,6 +8,9 @@ runs ctdb_mutex_fcntl_helper FILE (which itself rechecks every 5 s that the
 file is still the one it locked, and exits if not), `--cluster-lock '!CMD'`
 runs CMD (ctdb_etcd_lock for a lock service on the network).
 
+A node without leader capability (ctdb.conf `leader capability = false`,
+failoverd --no-leader-capability) never tries the lock, so never leads.
+
 As in ctdbd: a node that hears no leader for LEADER_SILENCE seconds (ctdbd's
 "leader timeout"), or knows of none, starts an election and tries the lock;
 a failed attempt ("Unable to take cluster lock - contention") is retried
@@ -86,7 +89,8 @@ class Leadership:
             return False
         silent = now - st.leader_seen > LEADER_SILENCE
         if not ((st.leader is None or silent) and now >= self.resigned_until
-                and now >= self.next_attempt and self.lock.argv is not None):
+                and now >= self.next_attempt and self.lock.argv is not None
+                and st.cfg.leader_capable):
             return False
         log.log(NOTICE, "Attempting to take cluster lock")
         status = await self.lock.take()

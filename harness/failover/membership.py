@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from typing import Any, Protocol
 
+from harness.ctdb.flags import NodeFlags
 from harness.failover import schema, wire
 from harness.failover.log import NOTICE, log
 from harness.failover.state import NodeState, Peer
@@ -269,6 +270,10 @@ class Membership:
         if not peer.connected:
             return
         peer.connected = False
+        # as ctdbd's ctdb_node_dead (flags |= DISCONNECTED | UNHEALTHY): a lost
+        # node shows DISCONNECTED|UNHEALTHY|INACTIVE until, reconnected, it
+        # sends its own flags again (Daemon.connected)
+        peer.flags |= NodeFlags.UNHEALTHY
         if peer.writer is not None:
             # abort with a zero linger, not close: a close lets the kernel
             # retransmit what is still queued, and once a partition heals the

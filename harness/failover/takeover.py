@@ -73,9 +73,16 @@ class Takeover:
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def recovery_pass(self, now: float) -> None:
-        """One pass of ctdb_recoverd's main_loop: election step, IP check, and at
-        its end the queued takeover requests (serve_pending)."""
+        """One pass of ctdb_recoverd's main_loop: on the leader the ban check
+        first (ban_misbehaving_nodes), then the election step, the IP check,
+        and at its end the queued takeover requests (serve_pending). The ban
+        check comes before the pass serves the retry of a failed run, as in
+        ctdbd: a node that reached the limit with the second failed run is
+        banned before a third run starts (a ban check on its own timer let
+        a third run fail first, about every other time)."""
         try:
+            if self.banning is not None and self.state.is_leader():
+                await self.banning.ban_misbehaving()
             if not await self.leadership.step(now):
                 await self.verify_local_ips()  # the leader's own links and IPs too
         finally:

@@ -59,6 +59,20 @@ def test_release_decides_the_cluster_lock_option(tmp_path: Path, printed: str,
     assert dataclasses.replace(ctdb_install.DEBIAN, ctdb=tool).lock_option() == option
 
 
+@pytest.mark.parametrize(("printed", "option"), [
+    ("4.16.0\n", ("legacy", "recmaster capability")),
+    ("4.17.12-Debian\n", ("cluster", "leader capability")),  # the rename
+])
+def test_release_decides_the_leader_capability_option(tmp_path: Path, printed: str,
+                                                      option: tuple[str, str]) -> None:
+    """4.17 renamed [legacy] recmaster capability to [cluster] leader capability."""
+    tool = tmp_path / "ctdb"
+    tool.write_text(f"#!/bin/sh\nprintf '%s' '{printed}'\n")
+    tool.chmod(0o755)
+    install = dataclasses.replace(ctdb_install.DEBIAN, ctdb=tool)
+    assert install.leader_capability_option() == option
+
+
 def test_missing_prefix_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(CtdbInstallError, match=r"--ctdb-prefix .*: missing .*sbin/ctdbd"):
         from_prefix(str(tmp_path))

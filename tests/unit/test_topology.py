@@ -1,5 +1,6 @@
 """Topology model and TOML loading: defaults, variants, one-line errors."""
 
+import dataclasses
 import ipaddress
 import subprocess
 import sys
@@ -68,6 +69,11 @@ def test_saved_topology_loads_back_equal(tmp_path):
         save_topology(t, tmp_path / "t.toml", "a comment")
         assert (tmp_path / "t.toml").read_text().startswith("# a comment\nnodes = ")
         assert load_topology(tmp_path / "t.toml") == t
+    led = dataclasses.replace(default_topology(), leader_nodes=(0, 2)).validated()
+    save_topology(led, tmp_path / "t.toml")
+    assert load_topology(tmp_path / "t.toml") == led
+    assert [led.leader_capable(p) for p in range(3)] == [True, False, True]
+    assert "leader_nodes" not in topology_to_dict(default_topology())  # every node
     assert topology_to_dict(bonded)["interfaces"]["bond0"]["bond"] == {
         "mode": "802.3ad", "miimon": 50, "updelay": 0, "downdelay": 200,
         "slaves": ["eth1", "eth2"]}
@@ -84,6 +90,9 @@ def test_saved_topology_loads_back_equal(tmp_path):
     ("public_addresses = ['203.0.113.9/24 eth7']", "interface 'eth7' is not one of"),
     ("public_addresses = ['203.0.113.2/24 bond0']", "collides with a node or client"),
     ("nodes = [", "not valid TOML"),
+    ("leader_nodes = [3]", "leader_nodes = [3]; use distinct pnns in 0..2"),
+    ("leader_nodes = [1, 1]", "leader_nodes = [1, 1]; use distinct"),
+    ("leader_nodes = 1", "leader_nodes: 1 is not a list of node numbers"),
 ])
 def test_toml_errors_name_file_and_key(tmp_path, body, expect):
     f = tmp_path / "bad.toml"
