@@ -266,7 +266,9 @@ class Membership:
         if peer.connected and not self.state.stopping.is_set():
             self.mark_disconnected(peer, "connection closed")
 
-    def mark_disconnected(self, peer: Peer, why: str) -> None:
+    def mark_disconnected(self, peer: Peer, why: str, silent: bool = False) -> None:
+        """Peer pnn is gone: for `silent` (no keepalive for the whole bound,
+        a partition as seen from here) also from its connections to us."""
         if not peer.connected:
             return
         peer.connected = False
@@ -289,10 +291,15 @@ class Membership:
             peer.writer.transport.abort()
             peer.writer = None
             peer.sender = None
-        # and what it sent us on its connections before it was declared gone
-        # is stale too: seen late (TCP retransmits after a partition), an old
-        # `flags` message marked a healthy node UNHEALTHY again
-        self.drop_incoming(peer.pnn)
+        # and, if it fell silent, what it sent us on its connections before
+        # it was declared gone is stale too: seen late (TCP retransmits after
+        # a partition), an old `flags` message marked a healthy node UNHEALTHY
+        # again. Not when it closed our connection itself: it is reachable
+        # and resets its own connections to us when it declares us gone, so
+        # the one it has up now is new - dropping it made two healed nodes
+        # drop each other's fresh connections in turn, for good.
+        if silent:
+            self.drop_incoming(peer.pnn)
         log.log(NOTICE, "node %d is now DISCONNECTED (%s)", peer.pnn, why)
         # its unanswered requests end now, not at their timeout: a takeover run
         # waiting TakeoverTimeout (9 s) for a node that is gone holds up the
@@ -329,7 +336,7 @@ class Membership:
                     if peer.missed >= tun["KeepaliveLimit"]:
                         self.mark_disconnected(
                             peer, f"no keepalive for {peer.missed} x "
-                                  f"{tun['KeepaliveInterval']} s")
+                                  f"{tun['KeepaliveInterval']} s", silent=True)
                         continue
                 else:
                     peer.missed = 0

@@ -282,6 +282,43 @@ def test_late_frames_on_a_disconnected_nodes_old_connection_are_not_acted_on(por
     assert stale not in seen.messages("flags"), "a frame from before the disconnect was read"
 
 
+def test_a_node_that_closed_our_connection_keeps_its_new_one_to_us(port):
+    """The incoming half of 8c07178 applies to a node that fell silent only.
+    A node that closed our connection itself is reachable, and it resets its
+    own old connections to us; dropping the one it has up now made two healed
+    nodes drop each other's fresh connections in turn, for good
+    (scenario_partition once never converged after the heal)."""
+    fresh = {"type": "flags", "pnn": 1, "flags": int(NodeFlags.NONE), "partial": False}
+
+    async def go() -> tuple[Seen, bool]:
+        seen = Seen()
+        mesh = Membership(NodeState(config()), KEY, seen)
+        peer = FakePeer(port)
+        async with node0(mesh):
+            try:
+                await peer.join(mesh)
+                first = peer.writer  # kept open (a dropped writer is closed when collected)
+                await peer.dial()  # node 1's connection to us, made anew
+                new = peer.eof
+                assert new is not None
+                await wait_until_async(lambda: len(mesh.incoming.get(1, ())) == 2, SLACK,
+                                       "node 0 reading both of node 1's connections")
+                for w in peer.accepted:  # node 1 closes node 0's connection to it
+                    w.transport.abort()
+                await wait_until_async(lambda: seen.gone == [1], SLACK,
+                                       "node 1 DISCONNECTED (connection closed)")
+                await peer.send(fresh)
+                await wait_until_async(lambda: fresh in seen.messages("flags"), SLACK,
+                                       "node 1's new connection still read")
+                assert first is not None
+                return seen, new.done()
+            finally:
+                await peer.aclose()
+
+    _, closed = asyncio.run(go())
+    assert not closed, "node 0 dropped the connection node 1 had just made"
+
+
 def test_nothing_queued_for_a_node_before_it_was_disconnected_reaches_it_later(port):
     """8c07178 (its outgoing half): our connection to a node declared gone is
     aborted, not closed - a close goes on sending what is queued, and once
