@@ -85,7 +85,6 @@ soak: deps
 	  --json artifacts/soak/native.json --out artifacts/soak/native
 	$(PY) -m harness chaos --nodes 5 --faults 10 --seed $(SOAK_SEED) --backend ctdb \
 	  --json artifacts/soak/ctdb.json --out artifacts/soak/ctdb
-	$(PY) -m harness chaos --nodes 5 --faults 10 --seed $(SOAK_SEED) --backend ctdb
 
 gc: deps
 	$(PY) -m harness gc
