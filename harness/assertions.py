@@ -312,6 +312,12 @@ def find_violations(tl: Timeline, ips: Iterable[str], *, takeover_bound: float,
             cur = hs
         return cur
 
+    def held_within(ip: str, label: str, lo: float, hi: float) -> bool:
+        """Whether label held ip at any moment of [lo, hi] (not only at its
+        ends: a node may take an IP and release it again within the grace)."""
+        return label in holders_at(ip, lo) or any(
+            label in hs for tt, hs in history[ip] if lo < tt <= hi)
+
     pnns = sorted({n for ip in want for _, hs in history[ip] for h in hs
                    if (n := _node_label(h)) is not None})
     for pnn in pnns:
@@ -336,7 +342,7 @@ def find_violations(tl: Timeline, ips: Iterable[str], *, takeover_bound: float,
             if n is None:
                 continue
             label = f"n{n}"
-            if all(label not in holders_at(ip, e.t + d) for d in (-arp_grace, 0.0, arp_grace)):
+            if not held_within(ip, label, e.t - arp_grace, e.t + arp_grace):
                 out.append(Violation(f"node {n} answered ARP for {ip} without holding it", e.t))
     return out
 
