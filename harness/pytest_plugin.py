@@ -82,6 +82,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
 
 
+OUTER_SESSION_ENV = "FTH_OUTER_SESSION"
+"""Set by the outermost test session (its pid), inherited by any session it starts."""
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -90,9 +94,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if hostcheck.why_cannot_run() is not None:
         return
     if not _is_worker(session.config):
-        removed = runs.reap()
-        if removed:
-            print(f"harness: reaped leftovers of dead runs: {len(removed)} objects")
+        # A session started by a test of another one (a victim to kill, a
+        # scenario run, a collection check) leaves the reaping to the outer
+        # one: its reap of every dead run took a lab whose killed supervisor
+        # a parallel test was still looking at.
+        if os.environ.get(OUTER_SESSION_ENV) is None:
+            os.environ[OUTER_SESSION_ENV] = str(os.getpid())
+            removed = runs.reap()
+            if removed:
+                print(f"harness: reaped leftovers of dead runs: {len(removed)} objects")
         session.stash[_snapshot_key] = hostcheck.host_snapshot()
 
 
