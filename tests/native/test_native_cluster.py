@@ -36,6 +36,11 @@ def moved_off(backend, pnn, ips):
     return all(len(held[ip]) == 1 and held[ip][0] != pnn for ip in ips)
 
 
+def non_leader(backend):
+    """Node 1 or 2, whichever does not hold the cluster lock."""
+    return next(p for p in (1, 2) if p != backend.agreed_leader())
+
+
 def owned(backend, pnn):
     return {ip for ip, p in backend.ips(0).items() if p == pnn}
 
@@ -130,7 +135,7 @@ def test_sigstop_daemon_disconnected_within_keepalive_bound(cluster, backend):
     The victim is not the leader: a frozen leader keeps the cluster lock, so no
     one could take over (as with CTDB, whose lock helper outlives a hung ctdbd).
     """
-    victim = next(p for p in (1, 2) if p != backend.agreed_leader())
+    victim = non_leader(backend)
     observer = 0
     lost = owned(backend, victim)
     proc = backend.process(victim)
@@ -155,7 +160,7 @@ def test_killed_daemon_is_disconnected_at_once_and_its_ips_move(cluster, backend
     """A killed non-leader: its peers see EOF at once and the leader moves its
     IPs within the takeover bound. (A killed leader needs an election first -
     ctdbd waits for its leader broadcast timeout - which is not this bound.)"""
-    victim = next(p for p in (1, 2) if p != backend.agreed_leader())
+    victim = non_leader(backend)
     lost = owned(backend, victim)
     t0 = time.monotonic()
     backend.process(victim).signal(signal.SIGKILL)

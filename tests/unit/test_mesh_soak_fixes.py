@@ -211,6 +211,27 @@ async def node0(mesh: Membership, keepalives: bool = True) -> AsyncIterator[None
         mesh.close()
 
 
+@contextlib.asynccontextmanager
+async def node0_and_1(port: int, st: NodeState | None = None,
+                      reading: bool = True) -> AsyncIterator[tuple[Seen, Membership, FakePeer]]:
+    """Node 0's mesh (state st) running, node 1 played by a FakePeer (reading
+    what node 0 sends unless `reading` is False), closed in that order."""
+    seen = Seen()
+    mesh = Membership(st or NodeState(config()), KEY, seen)
+    peer = FakePeer(port)
+    if not reading:
+        peer.reading.clear()
+    async with node0(mesh):
+        try:
+            yield seen, mesh, peer
+        finally:
+            await peer.aclose()
+
+
+def flags_msg(pnn: int, flags: NodeFlags) -> Message:
+    return {"type": "flags", "pnn": pnn, "flags": int(flags), "partial": False}
+
+
 def test_unanswered_request_ends_when_its_node_is_disconnected_not_at_its_timeout(port):
     """851479a: a takeover run waited TakeoverTimeout (9 s) on a partitioned
     node before moving that node's IPs; its requests end with the node."""
@@ -219,26 +240,20 @@ def test_unanswered_request_ends_when_its_node_is_disconnected_not_at_its_timeou
     assert timeout > SILENCE_BOUND + SLACK
 
     async def go() -> tuple[float, float]:
-        seen = Seen()
-        mesh = Membership(st, KEY, seen)
-        peer = FakePeer(port)
-        async with node0(mesh):
-            try:
-                await peer.join(mesh)
-                peer.fall_silent()  # the partition: nothing from node 1 any more
-                t0 = time.monotonic()
-                asked = asyncio.create_task(mesh.request(1, {"type": "get_ips"}, timeout))
-                t_end, _ = await wait_until_async(
-                    asked.done, SILENCE_BOUND + SLACK,
-                    f"get_ips to a silent node over before its timeout ({timeout:.0f} s)")
-                assert asked.result() is None
-                assert seen.gone == [1]
-                # it was asked (node 1 has it), and never answered
-                await wait_until_async(lambda: any(m["type"] == "get_ips" for m in peer.got),
-                                       SLACK, "node 1 received get_ips")
-                return t0, t_end
-            finally:
-                await peer.aclose()
+        async with node0_and_1(port, st) as (seen, mesh, peer):
+            await peer.join(mesh)
+            peer.fall_silent()  # the partition: nothing from node 1 any more
+            t0 = time.monotonic()
+            asked = asyncio.create_task(mesh.request(1, {"type": "get_ips"}, timeout))
+            t_end, _ = await wait_until_async(
+                asked.done, SILENCE_BOUND + SLACK,
+                f"get_ips to a silent node over before its timeout ({timeout:.0f} s)")
+            assert asked.result() is None
+            assert seen.gone == [1]
+            # it was asked (node 1 has it), and never answered
+            await wait_until_async(lambda: any(m["type"] == "get_ips" for m in peer.got),
+                                   SLACK, "node 1 received get_ips")
+            return t0, t_end
 
     t0, t_end = asyncio.run(go())
     assert t_end - t0 <= SILENCE_BOUND + SLACK
@@ -248,35 +263,29 @@ def test_late_frames_on_a_disconnected_nodes_old_connection_are_not_acted_on(por
     """8c07178 (its incoming half): after a partition healed, TCP delivered a
     `flags` message sent before it, and a healthy node was UNHEALTHY for good.
     The connections a node had open to us end when it is declared gone."""
-    stale = {"type": "flags", "pnn": 1, "flags": int(NodeFlags.UNHEALTHY), "partial": False}
-    fresh = {"type": "flags", "pnn": 1, "flags": int(NodeFlags.NONE), "partial": False}
+    stale = flags_msg(1, NodeFlags.UNHEALTHY)
+    fresh = flags_msg(1, NodeFlags.NONE)
 
     async def go() -> Seen:
-        seen = Seen()
-        mesh = Membership(NodeState(config()), KEY, seen)
-        peer = FakePeer(port)
-        async with node0(mesh):
-            try:
-                await peer.join(mesh)
-                peer.fall_silent()
-                await wait_until_async(lambda: seen.gone == [1], SILENCE_BOUND + SLACK,
-                                       "node 1 DISCONNECTED")
-                # the partition heals: what it held back arrives now, on the
-                # connection from before (TCP retransmits it)
-                with contextlib.suppress(ConnectionError):
-                    await peer.send(stale)
-                old = peer.eof
-                assert old is not None
-                # node 1 reconnects, as its connect loop does, and says how it is
-                await peer.dial()
-                await peer.send(fresh)
-                await wait_until_async(lambda: fresh in seen.messages("flags"), SLACK,
-                                       "node 1's new connection read")
-                await wait_until_async(old.done, SLACK,
-                                       "node 0 closed node 1's connection from before")
-                return seen
-            finally:
-                await peer.aclose()
+        async with node0_and_1(port) as (seen, mesh, peer):
+            await peer.join(mesh)
+            peer.fall_silent()
+            await wait_until_async(lambda: seen.gone == [1], SILENCE_BOUND + SLACK,
+                                   "node 1 DISCONNECTED")
+            # the partition heals: what it held back arrives now, on the
+            # connection from before (TCP retransmits it)
+            with contextlib.suppress(ConnectionError):
+                await peer.send(stale)
+            old = peer.eof
+            assert old is not None
+            # node 1 reconnects, as its connect loop does, and says how it is
+            await peer.dial()
+            await peer.send(fresh)
+            await wait_until_async(lambda: fresh in seen.messages("flags"), SLACK,
+                                   "node 1's new connection read")
+            await wait_until_async(old.done, SLACK,
+                                   "node 0 closed node 1's connection from before")
+            return seen
 
     seen = asyncio.run(go())
     assert stale not in seen.messages("flags"), "a frame from before the disconnect was read"
@@ -288,32 +297,26 @@ def test_a_node_that_closed_our_connection_keeps_its_new_one_to_us(port):
     own old connections to us; dropping the one it has up now made two healed
     nodes drop each other's fresh connections in turn, for good
     (scenario_partition once never converged after the heal)."""
-    fresh = {"type": "flags", "pnn": 1, "flags": int(NodeFlags.NONE), "partial": False}
+    fresh = flags_msg(1, NodeFlags.NONE)
 
     async def go() -> tuple[Seen, bool]:
-        seen = Seen()
-        mesh = Membership(NodeState(config()), KEY, seen)
-        peer = FakePeer(port)
-        async with node0(mesh):
-            try:
-                await peer.join(mesh)
-                first = peer.writer  # kept open (a dropped writer is closed when collected)
-                await peer.dial()  # node 1's connection to us, made anew
-                new = peer.eof
-                assert new is not None
-                await wait_until_async(lambda: len(mesh.incoming.get(1, ())) == 2, SLACK,
-                                       "node 0 reading both of node 1's connections")
-                for w in peer.accepted:  # node 1 closes node 0's connection to it
-                    w.transport.abort()
-                await wait_until_async(lambda: seen.gone == [1], SLACK,
-                                       "node 1 DISCONNECTED (connection closed)")
-                await peer.send(fresh)
-                await wait_until_async(lambda: fresh in seen.messages("flags"), SLACK,
-                                       "node 1's new connection still read")
-                assert first is not None
-                return seen, new.done()
-            finally:
-                await peer.aclose()
+        async with node0_and_1(port) as (seen, mesh, peer):
+            await peer.join(mesh)
+            first = peer.writer  # kept open (a dropped writer is closed when collected)
+            await peer.dial()  # node 1's connection to us, made anew
+            new = peer.eof
+            assert new is not None
+            await wait_until_async(lambda: len(mesh.incoming.get(1, ())) == 2, SLACK,
+                                   "node 0 reading both of node 1's connections")
+            for w in peer.accepted:  # node 1 closes node 0's connection to it
+                w.transport.abort()
+            await wait_until_async(lambda: seen.gone == [1], SLACK,
+                                   "node 1 DISCONNECTED (connection closed)")
+            await peer.send(fresh)
+            await wait_until_async(lambda: fresh in seen.messages("flags"), SLACK,
+                                   "node 1's new connection still read")
+            assert first is not None
+            return seen, new.done()
 
     _, closed = asyncio.run(go())
     assert not closed, "node 0 dropped the connection node 1 had just made"
@@ -326,35 +329,27 @@ def test_nothing_queued_for_a_node_before_it_was_disconnected_reaches_it_later(p
 
     async def go() -> tuple[list[Message], Message]:
         st = NodeState(config())
-        seen = Seen()
-        mesh = Membership(st, KEY, seen)
-        peer = FakePeer(port)
-        peer.reading.clear()  # cut off: node 1 reads nothing node 0 sends
-        async with node0(mesh):
-            try:
-                await peer.join(mesh)
-                writer = st.peers[1].writer
-                assert writer is not None
-                # node 0 goes on sending until its own buffers hold what the
-                # kernel cannot pass on (the peer's window is closed)
-                filler = {"type": "keepalive", "pad": "x" * 1000}
-                for _ in range(100_000):
-                    if writer.transport.get_write_buffer_size() > 0:
-                        break
-                    await mesh.send(1, filler)
-                assert writer.transport.get_write_buffer_size() > 0, "node 0's sends never queued"
-                stale = {"type": "flags", "pnn": 0, "flags": int(NodeFlags.UNHEALTHY),
-                         "partial": False}
-                assert await mesh.send(1, stale)
-                peer.fall_silent()
-                await wait_until_async(lambda: seen.gone == [1], SILENCE_BOUND + SLACK,
-                                       "node 1 DISCONNECTED")
-                peer.reading.set()  # the partition heals: node 1 reads what reaches it
-                await wait_until_async(peer.read_ended.is_set, 2 * SLACK,
-                                       "node 0's old connection to node 1 over")
-                return peer.got, stale
-            finally:
-                await peer.aclose()
+        async with node0_and_1(port, st, reading=False) as (seen, mesh, peer):
+            await peer.join(mesh)
+            writer = st.peers[1].writer
+            assert writer is not None
+            # node 0 goes on sending until its own buffers hold what the
+            # kernel cannot pass on (the peer's window is closed)
+            filler = {"type": "keepalive", "pad": "x" * 1000}
+            for _ in range(100_000):
+                if writer.transport.get_write_buffer_size() > 0:
+                    break
+                await mesh.send(1, filler)
+            assert writer.transport.get_write_buffer_size() > 0, "node 0's sends never queued"
+            stale = flags_msg(0, NodeFlags.UNHEALTHY)
+            assert await mesh.send(1, stale)
+            peer.fall_silent()
+            await wait_until_async(lambda: seen.gone == [1], SILENCE_BOUND + SLACK,
+                                   "node 1 DISCONNECTED")
+            peer.reading.set()  # the partition heals: node 1 reads what reaches it
+            await wait_until_async(peer.read_ended.is_set, 2 * SLACK,
+                                   "node 0's old connection to node 1 over")
+            return peer.got, stale
 
     got, stale = asyncio.run(go())
     assert any(m["type"] == "keepalive" for m in got)  # it did read what had gone out
