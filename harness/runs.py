@@ -46,6 +46,15 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def proc_session(pid: int) -> int | None:
+    """The session id of pid (the pid of its session's leader), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[3])
+
+
 def alive(pid: int, start: int | None) -> bool:
     now = proc_start_time(pid)
     return now is not None and (start is None or now == start)

@@ -251,7 +251,7 @@ class CtdbBackend(Backend):
         old = self.daemons.get(pnn)
         if old is not None and old.running():
             raise RuntimeError(f"ctdbd on node {pnn} is already running (pid {old.pid})")
-        self._wait_previous_gone(pnn)
+        self._clear_leftovers(pnn)
         self.write_config(pnn)
         self.pid_file(pnn).unlink(missing_ok=True)
         node = self.cluster.nodes[pnn]
@@ -292,26 +292,36 @@ class CtdbBackend(Backend):
         return (5 + t("ElectionTimeout") + t("RerecoveryTimeout") + 3 + 2 + 5
                 + t("MonitorInterval") + t("TakeoverTimeout") + 10) * time_scale()
 
-    def _leftovers(self, pnn: int) -> list[int]:
-        """ctdb processes still in node pnn's namespace (a killed ctdbd's eventd
-        lingers until it notices its parent is gone)."""
-        out = []
+    def _leftovers(self, pnn: int) -> dict[int, int | None]:
+        """What node pnn's ctdbd left running in its namespace (pid -> start
+        time): anything in the session of its last daemon (ctdbd leads its
+        session; eventd, recoverd, the lock helper and the event scripts stay
+        in it), and any ctdb program (a killed ctdbd's eventd lingers until it
+        notices its parent is gone)."""
+        d = self.daemons.get(pnn)
+        session = d.pid if d is not None and not d.running() else None
+        ctdbd = os.path.realpath(self.install.ctdbd)
+        helpers = f"{os.path.realpath(self.install.helper_dir)}/"
+        out: dict[int, int | None] = {}
         for pid in netns.pids_in_netns([self.cluster.nodes[pnn].netns]):
             with contextlib.suppress(OSError):
                 exe = os.readlink(f"/proc/{pid}/exe")
-                if (exe == os.path.realpath(self.install.ctdbd)
-                        or exe.startswith(f"{os.path.realpath(self.install.helper_dir)}/")):
-                    out.append(pid)
+                if (exe == ctdbd or exe.startswith(helpers)
+                        or (session is not None and runs.proc_session(pid) == session)):
+                    out[pid] = runs.proc_start_time(pid)
         return out
 
-    def _wait_previous_gone(self, pnn: int, timeout: float = 10.0) -> None:
-        """A new ctdbd cannot start its event daemon while the old one's runs."""
-        deadline = time.monotonic() + timeout
+    def _clear_leftovers(self, pnn: int, timeout: float = 10.0) -> None:
+        """Give node pnn's leftovers `timeout` to end by themselves, then SIGKILL
+        them by pid: a new ctdbd cannot start its event daemon while the old
+        one's runs, and stop() leaves nothing in the namespace."""
+        deadline = time.monotonic() + scaled(timeout)
         while (left := self._leftovers(pnn)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        for pid in left:  # ours by namespace; stopped by pid, after the grace
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        for pid, start in left.items():  # ours by namespace and session
+            if runs.alive(pid, start):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _wait_socket(self, pnn: int) -> None:
         """Return once the CLI reaches the daemon (the pid file precedes the socket)."""
@@ -358,6 +368,7 @@ class CtdbBackend(Backend):
                 self.ctl(pnn, "shutdown", check=False, timeout=grace)
             d.wait(scaled(grace))
         d.stop()
+        self._clear_leftovers(pnn)
 
     def stop(self) -> None:
         """`ctdb shutdown` on every node at once, then by pid whatever is left."""
@@ -367,8 +378,9 @@ class CtdbBackend(Backend):
             t.start()
         for t in threads:
             t.join(scaled(SHUTDOWN_GRACE) + 10)
-        for d in self.daemons.values():
+        for pnn, d in self.daemons.items():
             d.stop()
+            self._clear_leftovers(pnn)
 
     # -- the CLI -----------------------------------------------------------
     def enter_argv(self, pnn: int) -> list[str]:
