@@ -57,7 +57,8 @@ class IpOwner:
                 "known": [str(pa.address.ip) for pa in st.cfg.public_addresses],
                 "available": [str(ip) for ip in self.available()],
                 "held": [str(ip) for ip in await self.held()],
-                "running": st.running}
+                "running": st.running,
+                "connected": st.connected_pnns()}
 
     async def choose_iface(self, ip: IPv4) -> str | None:
         held = await self.held()

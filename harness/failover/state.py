@@ -37,6 +37,7 @@ class Peer:
     rx: int = 0
     missed: int = 0
     last_rx: float = 0.0  # monotonic time anything last arrived from this peer
+    lost_at: float = 0.0  # monotonic time it was last declared DISCONNECTED (0: never)
     tasks: list[asyncio.Task] = field(default_factory=list)
 
 

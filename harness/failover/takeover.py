@@ -43,6 +43,10 @@ MAX_INTERNAL_FAILURES = 3
 """Takeover runs in a row that may raise before the leader gives up the lock."""
 
 
+class Deferred(Exception):
+    """A takeover run put off for a moment: the leader's view is about to change."""
+
+
 class Takeover:
     """The leader's takeover runs, and every node's recovery loop."""
 
@@ -57,6 +61,7 @@ class Takeover:
         self.running = False  # a takeover run is under way
         self.links_at_last_request: dict[str, bool] = {}
         self.internal_failures = 0  # takeover runs in a row that raised
+        self.waited_for: dict[int, float] = {}  # pnn -> when a run was first put off for it
         self.banning: Banning | None = None  # set by the daemon; None: nobody is blamed
 
     # -- the recovery loop ---------------------------------------------------------------
@@ -156,6 +161,10 @@ class Takeover:
                                         3 * st.tun["TakeoverTimeout"])
         except TimeoutError:
             ok = False
+        except Deferred as e:
+            log.info("takeover run put off: %s", e)
+            await self.retry_deferred()
+            return
         except Exception as e:  # noqa: BLE001 - a run that cannot work must not hold the lock
             self.internal_failures += 1
             log.error("takeover run failed with an internal error (%d in a row): %r",
@@ -178,6 +187,41 @@ class Takeover:
             log.error("takeover run failed; retrying in 1 s")
             await asyncio.sleep(1)
         self.state.takeover_needed.set()
+
+    async def retry_deferred(self) -> None:
+        """A put-off run is asked again: at the next pass in poll mode, a moment
+        later in event mode."""
+        if not self.batched:
+            await asyncio.sleep(0.2)
+        self.state.takeover_needed.set()
+
+    def check_view(self, info: dict[int, Message]) -> None:
+        """Raise Deferred while a node that has been DISCONNECTED here for longer
+        than the keepalive bound is connected to a node that answered: it is
+        alive and about to connect here too (a healed partition reaches the
+        nodes one at a time, each once it has spoken on our connection).
+
+        A run on the partial view hands that node's IPs to others while it
+        still holds them: a leader isolated with its lock (fcntl on a shared
+        file) reconnected first to node 1, which took an IP node 0 still held
+        (chaos seed 901). Each such node is waited for once, at most the
+        keepalive bound, so a lasting one-way loss delays runs only once; a
+        node lost recently is not waited for, as its peers may simply not
+        have noticed yet (a hung node; a cut cable).
+        """
+        st = self.state
+        now = time.monotonic()
+        bound = float(st.tun["KeepaliveInterval"] * st.tun["KeepaliveLimit"])
+        unseen = {x for r in info.values() for x in r["connected"]
+                  if x in st.peers and not st.peers[x].connected
+                  and now - st.peers[x].lost_at > bound}
+        self.waited_for = {x: self.waited_for.get(x, now) for x in unseen}
+        waiting = sorted(x for x, since in self.waited_for.items() if now - since < bound)
+        if waiting:
+            seen_by = sorted(p for p, r in info.items() if set(waiting) & set(r["connected"]))
+            raise Deferred(f"node(s) {','.join(map(str, waiting))} connected to node(s) "
+                           f"{','.join(map(str, seen_by))} but not yet here; waiting "
+                           f"up to {bound:.0f} s for them")
 
     async def takeover_run(self) -> bool:
         st = self.state
@@ -208,6 +252,7 @@ class Takeover:
                       ",".join(map(str, silent)))
             self.blame(silent)
             return False
+        self.check_view(info)
         # in the allocator's address type: its answer comes back keyed by it
         current: dict[IPAddress, int] = {ip: -1 for ip in st.assignment}
         holders: dict[IPAddress, list[int]] = {ip: [] for ip in st.assignment}
