@@ -11,7 +11,8 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 APT_PKGS := iproute2 ethtool nftables iptables iputils-ping iputils-arping procps util-linux \
-            python3-venv ctdb chromium chromium-driver etcd-server python3-etcd
+            python3-venv ctdb chromium chromium-driver etcd-server python3-etcd \
+            samba-common-bin
 PYTEST_ARGS ?=
 # Host suite workers: its tests mostly wait (monitor intervals, ctdbd's start),
 # so three fit on two cores; measured 491 s against 656 s for two on the

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from harness import netns
+from harness.ctdb.cluster_lock import HELPER_PATH
 from harness.wait import time_scale
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ CLIENT_PORT = 2379
 # etcd's start-up to a healthy /health: about 1 s here (one member, fresh
 # data dir); generous for a loaded 2-core machine and scaled in the VM.
 READY_TIMEOUT = 20.0
-INSTALL_HINT = "install etcd-server and python3-etcd (make deps does)"
+INSTALL_HINT = "install etcd-server, python3-etcd and samba-common-bin (make deps does)"
 
 
 class LockServiceError(RuntimeError):
@@ -75,6 +76,11 @@ class EtcdService:
             return f"etcd is not installed: {INSTALL_HINT}"
         if not Path("/usr/lib/python3/dist-packages/etcd/__init__.py").exists():
             return f"python3-etcd (ctdb_etcd_lock's client) is not installed: {INSTALL_HINT}"
+        if shutil.which("testparm", path=HELPER_PATH) is None:
+            # ctdb_etcd_lock asks it for the netbios name (its lock's key) and,
+            # without it, dies on every attempt: no node would ever lead
+            return f"testparm (ctdb_etcd_lock asks it for the netbios name) is not installed: " \
+                   f"{INSTALL_HINT}"
         return None
 
     def argv(self) -> list[str]:

@@ -14,7 +14,8 @@
 # (3.12), but Ubuntu 22.04's python3 is 3.10: there it takes python3.11 and
 # python3.11-venv (jammy's universe) and builds .venv with python3.11.
 # The cluster lock service (topology cluster_lock = "etcd") is etcd-server
-# with python3-etcd for ctdb's own ctdb_etcd_lock helper, under the same
+# with python3-etcd for ctdb's own ctdb_etcd_lock helper and samba-common-bin
+# for the testparm it asks for the netbios name, under the same
 # names everywhere (listed in APT_PKGS; etcd's v2 API, which the helper
 # needs, is switched on by the harness with --enable-v2).
 # ctdb comes in four releases this way (4.15 jammy, 4.17 bookworm, 4.19
