@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ["iproute2", "ethtool", "nftables", "iptables", "iputils-ping", "iputils-arping",
         "procps", "util-linux", "python3-venv", "ctdb", "chromium", "chromium-driver",
-        "etcd-server", "python3-etcd"]
+        "etcd-server", "python3-etcd", "samba-common-bin"]
 UBUNTU = [p for p in BASE if p not in ("chromium", "chromium-driver")]
 
 
