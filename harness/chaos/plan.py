@@ -87,6 +87,12 @@ def _split(rng: random.Random, nodes: int, pnn: int,
     return {"groups": (tuple(side), tuple(other))}, NONE, tuple(range(nodes))
 
 
+def _one_way(rng: random.Random, nodes: int, pnn: int,
+             ) -> tuple[dict[str, Any], str, tuple[int, ...]]:
+    dst = tuple(_others(rng, nodes, pnn))
+    return {"src": (pnn,), "dst": dst}, NONE, (pnn, *dst)
+
+
 # kind -> (weight, maker(rng, topology, node) -> (args, effect, excused nodes)).
 # Weights favour the faults CTDB exists for (links, dead daemons) over rarer ones.
 KINDS: dict[str, tuple[int, Maker]] = {
@@ -110,8 +116,10 @@ KINDS: dict[str, tuple[int, Maker]] = {
     # a partition's sides may each elect a leader and hold IPs (CTDB without a
     # cluster lock does too): every node of it is excused
     "partition": (1, lambda r, t, n: _split(r, t.nodes, n)),
-    "one-way-loss": (1, lambda r, t, n: (
-        {"src": (n,), "dst": tuple(_others(r, t.nodes, n))}, NONE, (n,))),
+    # TCP needs both ways: src and dst lose each other, a partition between
+    # them. A leader on either side (its lock is not cut) moves the other
+    # side's IPs while they are still held there, as ctdbd does: all excused
+    "one-way-loss": (1, lambda r, t, n: _one_way(r, t.nodes, n)),
     "flap": (1, lambda r, t, n: (
         {"node": n, "port": r.choice(_public_ports(t)), "period": r.choice((0.5, 1.0, 2.0)),
          "count": r.randint(2, 5)}, NONE, ())),

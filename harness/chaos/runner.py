@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.assertions import Bounds
+from harness.assertions import Bounds, has_flag
 from harness.backends.base import NotConverged
 from harness.chaos.audit import LOCK_KEEPING, Measure, invariant_problems, measure
 from harness.chaos.plan import STEADY_KINDS, Plan, Round
@@ -24,6 +24,7 @@ from harness.faults import FaultError
 from harness.faults.base import Fault
 from harness.faults.kinds import build_fault
 from harness.lab import Lab
+from harness.record import Timeline
 
 AUDIT_EVERY = 1.0
 
@@ -34,6 +35,7 @@ class RoundResult:
     round: Round
     measures: list[Measure] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    bans: list[str] = field(default_factory=list)  # nodes banned during the round
 
 
 @dataclass
@@ -106,6 +108,7 @@ def run_round(lab: Lab, rnd: Round, index: int, b: Bounds) -> RoundResult:
     except NotConverged as e:
         res.problems.append(f"no convergence after the round: {e}")
     t1 = time.monotonic()
+    res.bans = banned(tl, t0, t1)
     res.problems += invariant_problems(tl, ips, b, t0, t1, excused, kinds)
     if len(rnd.steps) == 1 and 0 in applied and applied[0].apply_event is not None:
         ms, problems = measure(tl, rnd.steps[0], applied[0].apply_event, undone.get(0, t1),
@@ -114,6 +117,16 @@ def run_round(lab: Lab, rnd: Round, index: int, b: Bounds) -> RoundResult:
         res.problems += problems + [f"{m.describe()} ({rnd.describe()})"
                                     for m in ms if not m.ok]
     return res
+
+
+def banned(tl: Timeline, since: float, until: float) -> list[str]:
+    """Nodes that turned BANNED in [since, until], by their own account."""
+    out = []
+    for e in tl.events("flags"):
+        if (since <= e.t <= until and e.data.get("by") == e.node and has_flag("BANNED")(e)
+                and f"node {e.node}" not in out):
+            out.append(f"node {e.node}")
+    return out
 
 
 def daemon_crashes(lab: Lab) -> list[str]:

@@ -10,8 +10,10 @@ import sys
 
 from harness.chaos.command import soak
 from harness.chaos.plan import BOND_ONLY, KINDS, make_plan
+from harness.chaos.runner import banned
 from harness.chaos.shrink import ddmin
 from harness.faults.kinds import KINDS as CATALOGUE
+from harness.record import Event, Timeline
 from harness.topology import default_topology
 
 PLAIN = default_topology(5).plain()
@@ -72,3 +74,24 @@ def test_tiny_native_soak_runs_clean() -> None:
     assert {m.what for m in measured} == {"detection(unhealthy)", "detection(disconnected)",
                                          "takeover"}, measured
     assert all(m.ok for m in measured)
+
+
+def test_one_way_loss_excuses_both_sides() -> None:
+    """TCP needs both directions: src and dst lose each other, and a leader on
+    either side moves the other side's IPs while they are still held there
+    (seed 902, round 30: leader 4's packets to 0, 2, 3 dropped; it gave node
+    0's IP to node 1)."""
+    plan = make_plan(902, PLAIN, 30, longest=10.0, only=("one-way-loss",))
+    for s in (s for r in plan.rounds for s in r.steps):
+        assert s.excuse == (*s.args["src"], *s.args["dst"])
+
+
+def test_a_ban_during_a_round_is_reported() -> None:
+    tl = Timeline()
+    tl.add(Event(1.0, "status", "flags", 2, {"flags": ["UNHEALTHY"], "by": 2}))
+    tl.add(Event(2.0, "status", "flags", 2, {"flags": ["BANNED", "INACTIVE"], "by": 4}))
+    assert banned(tl, 0.0, 3.0) == []  # only a node's own account counts
+    tl.add(Event(2.1, "status", "flags", 2, {"flags": ["BANNED", "INACTIVE"], "by": 2}))
+    tl.add(Event(2.5, "status", "flags", 2, {"flags": ["BANNED", "UNHEALTHY"], "by": 2}))
+    assert banned(tl, 0.0, 3.0) == ["node 2"]
+    assert banned(tl, 2.6, 3.0) == []
