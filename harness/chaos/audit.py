@@ -1,8 +1,8 @@
 """Judging one chaos round on the timeline: the invariants over its window,
 and for a round of one fault, its detection and takeover against the bounds.
 
-Detection: the fault's apply -> the node UNHEALTHY by its own account
-(a link fault; bound: detection) or DISCONNECTED in another node's view (a
+Detection: the fault's apply -> the node UNHEALTHY (or BANNED) by its own
+account (a link fault; bound: detection) or DISCONNECTED in another node's view (a
 dead, hung or cut-off daemon; bound: keepalive). Takeover: that flag -> the
 last of the IPs the node held added on another node (bound: takeover); 0 s
 when they were all elsewhere before the flag (a deleted interface takes
@@ -56,15 +56,21 @@ def measure(tl: Timeline, step: Step, applied: Event, undone: float, b: Bounds,
     if undone - applied.t < bound:
         return [], []
     if step.effect == UNHEALTHY:
+        # or BANNED first: a deleted interface fails the takeips the leader
+        # sends back before the monitor sees it, and two failed runs ban the
+        # node (as ctdbd does); banned, it runs no monitor, but it is out and
+        # has released its IPs all the same
         flag = tl.first("flags", after=applied, node=pnn,
-                        where=lambda e: e.data.get("by") == pnn and has_flag("UNHEALTHY")(e))
+                        where=lambda e: e.data.get("by") == pnn
+                        and (has_flag("UNHEALTHY")(e) or has_flag("BANNED")(e)))
     else:
         flag = tl.first("flags", after=applied, node=pnn,
                         where=lambda e: e.data.get("by") != pnn and has_flag("DISCONNECTED")(e))
     if flag is None or flag.t > undone:
         return [], [f"node {pnn} never {step.effect.upper()} within {bound:.2f} s of "
                     f"{step.describe()}"]
-    out = [Measure(f"detection({step.effect})", flag.t - applied.t, bound)]
+    how = "banned" if has_flag("BANNED")(flag) else step.effect
+    out = [Measure(f"detection({how})", flag.t - applied.t, bound)]
     held = [ip for ip, hs in address_holders(tl, at=applied, ips=ips).items()
             if f"n{pnn}" in hs]
     if not held or undone - flag.t < b.takeover or (pnn == leader

@@ -8,8 +8,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from harness.assertions import Bounds
+from harness.chaos.audit import measure
 from harness.chaos.command import soak
-from harness.chaos.plan import BOND_ONLY, KINDS, make_plan
+from harness.chaos.plan import BOND_ONLY, KINDS, Step, make_plan
 from harness.chaos.runner import banned
 from harness.chaos.shrink import ddmin
 from harness.faults.kinds import KINDS as CATALOGUE
@@ -95,3 +97,17 @@ def test_a_ban_during_a_round_is_reported() -> None:
     tl.add(Event(2.5, "status", "flags", 2, {"flags": ["BANNED", "UNHEALTHY"], "by": 2}))
     assert banned(tl, 0.0, 3.0) == ["node 2"]
     assert banned(tl, 2.6, 3.0) == []
+
+
+def test_a_node_banned_before_its_monitor_counts_as_detected() -> None:
+    """Seed 901, round 60: eth1 deleted on node 2; the leader gave its IP back
+    twice, both takeips failed, and node 2 was banned before its monitor ran
+    (as ctdbd bans). Banned, it is out: detection, not "never UNHEALTHY"."""
+    b = Bounds(3, 1, 1, 3, 9)
+    step = Step("delete-interface", {"node": 2, "iface": "eth1"}, 0.0, 7.8, "unhealthy", ())
+    tl = Timeline()
+    applied = tl.add(Event(10.0, "fault", "fault.apply", 2, {}))
+    tl.add(Event(12.1, "status", "flags", 2, {"flags": ["BANNED", "INACTIVE"], "by": 2}))
+    measures, problems = measure(tl, step, applied, 17.8, b, ["203.0.113.201"])
+    assert problems == []
+    assert [(m.what, round(m.took, 2)) for m in measures] == [("detection(banned)", 2.1)]
