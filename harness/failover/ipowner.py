@@ -58,7 +58,7 @@ class IpOwner:
                 "available": [str(ip) for ip in self.available()],
                 "held": [str(ip) for ip in await self.held()],
                 "running": st.running,
-                "connected": st.connected_pnns()}
+                "hears": st.hears()}
 
     async def choose_iface(self, ip: IPv4) -> str | None:
         held = await self.held()

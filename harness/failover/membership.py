@@ -272,7 +272,6 @@ class Membership:
         if not peer.connected:
             return
         peer.connected = False
-        peer.lost_at = time.monotonic()
         # as ctdbd's ctdb_node_dead (flags |= DISCONNECTED | UNHEALTHY): a lost
         # node shows DISCONNECTED|UNHEALTHY|INACTIVE until, reconnected, it
         # sends its own flags again (Daemon.connected)

@@ -145,7 +145,7 @@ SCHEMA: dict[str, Mapping[str, Check]] = {
     "takeover_request": {"pnn": pnn, "reason": text},
     "get_ips": {"id": REQUEST_ID},
     "ips": {"id": REQUEST_ID, "known": list_of(ipv4), "available": list_of(ipv4),
-            "held": list_of(ipv4), "running": boolean, "connected": list_of(pnn)},
+            "held": list_of(ipv4), "running": boolean, "hears": list_of(pnn)},
     "release_ip": {"id": REQUEST_ID, "ip": public_ip},
     "take_ip": {"id": REQUEST_ID, "ip": public_ip},
     "ipreallocated": {"id": REQUEST_ID, "assignment": mapping(ipv4, pnn_or_unassigned)},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -37,7 +38,6 @@ class Peer:
     rx: int = 0
     missed: int = 0
     last_rx: float = 0.0  # monotonic time anything last arrived from this peer
-    lost_at: float = 0.0  # monotonic time it was last declared DISCONNECTED (0: never)
     tasks: list[asyncio.Task] = field(default_factory=list)
 
 
@@ -106,6 +106,16 @@ class NodeState:
 
     def connected_pnns(self) -> list[int]:
         return sorted([self.pnn] + [p.pnn for p in self.peers.values() if p.connected])
+
+    def hears(self) -> list[int]:
+        """This node and the peers it heard from within 1.5 keepalive intervals:
+        alive now, as far as this node can tell (every node sends each peer a
+        keepalive every interval). A hung or cut-off peer drops out of this
+        list as soon as it misses two, long before it is declared gone."""
+        now = time.monotonic()
+        within = 1.5 * float(self.tun["KeepaliveInterval"])
+        return sorted([self.pnn] + [p.pnn for p in self.peers.values()
+                                    if p.connected and now - p.last_rx <= within])
 
     def is_leader(self) -> bool:
         return self.leader == self.pnn

@@ -196,31 +196,30 @@ class Takeover:
         self.state.takeover_needed.set()
 
     def check_view(self, info: dict[int, Message]) -> None:
-        """Raise Deferred while a node that has been DISCONNECTED here for longer
-        than the keepalive bound is connected to a node that answered: it is
-        alive and about to connect here too (a healed partition reaches the
-        nodes one at a time, each once it has spoken on our connection).
+        """Raise Deferred while a node that is not connected here was heard
+        within the last keepalive interval or so by a node that answered: it
+        is alive and about to connect here too (a healed partition reaches the
+        leader one node at a time, each once it has spoken on our connection).
 
-        A run on the partial view hands that node's IPs to others while it
-        still holds them: a leader isolated with its lock (fcntl on a shared
-        file) reconnected first to node 1, which took an IP node 0 still held
-        (chaos seed 901). Each such node is waited for once, at most the
-        keepalive bound, so a lasting one-way loss delays runs only once; a
-        node lost recently is not waited for, as its peers may simply not
-        have noticed yet (a hung node; a cut cable).
+        A run on that partial view hands the node's IPs to others while it
+        still holds them: an isolated leader keeps its fcntl lock, and healed,
+        it gave node 0's IP to node 1 while node 0 held it (chaos seed 901,
+        rounds 48 and 103). A hung or cut-off node is not waited for: its
+        peers stopped hearing it when it stopped talking, two keepalives
+        before anyone declares it gone. Each node is waited for once, at most
+        the keepalive bound, so a lasting one-way loss delays runs only once.
         """
         st = self.state
         now = time.monotonic()
         bound = float(st.tun["KeepaliveInterval"] * st.tun["KeepaliveLimit"])
-        unseen = {x for r in info.values() for x in r["connected"]
-                  if x in st.peers and not st.peers[x].connected
-                  and now - st.peers[x].lost_at > bound}
+        unseen = {x for r in info.values() for x in r["hears"]
+                  if x in st.peers and not st.peers[x].connected}
         self.waited_for = {x: self.waited_for.get(x, now) for x in unseen}
         waiting = sorted(x for x, since in self.waited_for.items() if now - since < bound)
         if waiting:
-            seen_by = sorted(p for p, r in info.items() if set(waiting) & set(r["connected"]))
-            raise Deferred(f"node(s) {','.join(map(str, waiting))} connected to node(s) "
-                           f"{','.join(map(str, seen_by))} but not yet here; waiting "
+            seen_by = sorted(p for p, r in info.items() if set(waiting) & set(r["hears"]))
+            raise Deferred(f"node(s) {','.join(map(str, waiting))} alive to node(s) "
+                           f"{','.join(map(str, seen_by))} but not connected here; waiting "
                            f"up to {bound:.0f} s for them")
 
     async def takeover_run(self) -> bool:

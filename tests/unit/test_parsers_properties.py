@@ -110,7 +110,7 @@ VALID = st.sampled_from([
     {"type": "leader", "pnn": 0, "generation": 12345},
     {"type": "take_ip", "id": 7, "ip": "203.0.113.202"},
     {"type": "ips", "id": 3, "known": ["203.0.113.201"], "available": [], "held": [],
-     "running": True, "connected": [0, 1]},
+     "running": True, "hears": [0, 1]},
     {"type": "ipreallocated", "id": 9, "assignment": {"203.0.113.201": -1}},
 ])
 

@@ -13,14 +13,14 @@ from harness.failover.schema import BadMessage, Context, validate
 
 CTX = Context(pnns=frozenset({0, 1, 2}), ips=frozenset({"203.0.113.201", "203.0.113.202"}))
 IPS = {"type": "ips", "id": 1, "known": ["203.0.113.201"], "available": [], "held": [],
-       "running": True, "connected": [0, 2]}
+       "running": True, "hears": [0, 2]}
 
 REFUSED = [  # (message, field named)
     ({**IPS, "held": ["not-an-ip"]}, "held"),  # killed the takeover task
     ({**IPS, "known": ["203.0.113.201", "203.0.113.201"]}, "known"),
     ({**IPS, "available": "203.0.113.201"}, "available"),
     ({**IPS, "running": 1}, "running"),
-    ({**IPS, "connected": [0, 7]}, "connected"),  # no node 7
+    ({**IPS, "hears": [0, 7]}, "hears"),  # no node 7
     ({"type": "take_ip", "id": 2, "ip": "203.0.113.999"}, "ip"),  # a traceback in take_ip
     ({"type": "take_ip", "id": 2, "ip": "203.0.113.9"}, "ip"),  # known to no node here
     ({"type": "release_ip", "id": 2, "ip": "::1"}, "ip"),
