@@ -29,30 +29,32 @@ def new_run_id() -> str:
     return secrets.token_hex(3)
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the comm field (from the state on), or None if gone;
+    comm may contain spaces and parentheses: split after the last ')'."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()
+
+
 def proc_start_time(pid: int) -> int | None:
     """Kernel start time (clock ticks since boot) of pid, or None if gone.
 
     A zombie counts as gone: it runs nothing, and its parent may be a pid 1
     that never reaps it.
     """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # comm may contain spaces and parentheses: split after the last ')'
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
         return None
     return int(fields[19])
 
 
 def proc_session(pid: int) -> int | None:
     """The session id of pid (the pid of its session's leader), or None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2:].split()[3])
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[3])
 
 
 def alive(pid: int, start: int | None) -> bool:
