@@ -35,6 +35,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
         print(f"removed {line}")
     if not removed:
         print("nothing to remove")
+    left = [rid for rid in runs.kept_run_ids() if only is None or rid in only]
+    if left:
+        print(f"left kept run(s) {', '.join(left)} (--keep-on-failure); "
+              f"`harness gc --force RUNID` or `harness gc --kept` removes them")
     return 0
 
 

@@ -213,6 +213,12 @@ def known_run_ids(root: Path = STATE_ROOT) -> set[str]:
     return ids
 
 
+def kept_run_ids(root: Path = STATE_ROOT) -> list[str]:
+    """Runs kept by --keep-on-failure: `harness gc` leaves them, so `ls` and
+    `gc` name them (a run kept before its cluster was up is no lab)."""
+    return sorted(rid for rid in known_run_ids(root) if RunState(rid, root).is_kept())
+
+
 def reap(root: Path = STATE_ROOT, force: tuple[str, ...] = (), kept: bool = False,
          only: tuple[str, ...] | None = None) -> list[str]:
     """Remove the leftovers of every dead run (`harness gc`), or of the runs

@@ -253,9 +253,21 @@ def _age(seconds: float) -> str:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     labs = all_labs()
+    _print_labs(labs)
+    # a test's cluster kept by --keep-on-failure is a lab once its supervisor
+    # took it over; one kept before it was up (setup failed) is only a run
+    bare = [rid for rid in runs.kept_run_ids() if rid not in {f.run_id for f in labs}]
+    for rid in bare:
+        spaces = runs.RunState(rid).namespaces()
+        print(f"kept run {rid} (--keep-on-failure, no lab): {len(spaces)} namespace(s) "
+              f"{' '.join(spaces)}; `harness gc --force {rid}` removes it")
+    return 0
+
+
+def _print_labs(labs: list[LabFiles]) -> None:
     if not labs:
         print("no labs (`harness up` starts one)")
-        return 0
+        return
     rows = [("NAME", "IMPL", "NODES", "AGE", "RUN", "HEALTH")]
     for files in labs:
         spec = files.spec()
@@ -271,6 +283,5 @@ def cmd_ls(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
-    return 0
 
 

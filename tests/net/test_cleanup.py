@@ -80,6 +80,33 @@ def test_reaper_keeps_kept_runs_until_forced():
     assert f"netns {c.plan.switch}" in removed and state.namespaces() == []
 
 
+def test_a_kept_run_that_is_no_lab_is_listed_and_named_by_gc():
+    # kept before a lab supervisor took it over (a test's setup failed): no
+    # lab spec, so `harness ls` lists it as a run and `harness gc` says it stays
+    state = runs.RunState(runs.new_run_id()).claim()
+    Cluster.create(default_topology(2).plain(), state)
+    state.mark_kept()
+    rid = state.run_id
+    try:
+        def harness(*args: str) -> str:
+            r = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            return r.stdout
+
+        listed = [ln for ln in harness("ls").splitlines() if rid in ln]
+        assert listed == [f"kept run {rid} (--keep-on-failure, no lab): 4 namespace(s) "
+                          f"{' '.join(state.namespaces())}; `harness gc --force {rid}` "
+                          "removes it"]
+        assert harness("gc", rid).splitlines() == [
+            "nothing to remove", f"left kept run(s) {rid} (--keep-on-failure); "
+            "`harness gc --force RUNID` or `harness gc --kept` removes them"]
+        assert len(state.namespaces()) == 4  # n0, n1, the switch, the client
+    finally:
+        runs.reap(force=(rid,))
+    assert state.namespaces() == []
+
+
 def test_leak_audit_sees_what_teardown_missed():
     state = runs.RunState(runs.new_run_id()).claim()
     c = Cluster.create(default_topology(1).plain(), state)
