@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from harness import bench, demo, runs, stats
 from harness.backends import ctdb_install
 from harness.chaos import command as chaos_command
-from harness.cmdline import UsageError, bonds_from_specs
+from harness.cmdline import OneLineParser, UsageError, bonds_from_specs
 from harness.ctdb_import import CtdbImportError, format_mapping, import_ctdb_dir
 from harness.labs import commands as lab_commands
 from harness.report import command as report_command
@@ -85,7 +85,7 @@ def cmd_import_ctdb(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="harness", description=__doc__)
+    p = OneLineParser(prog="harness", description=__doc__)
     p.add_argument("--ctdb-prefix", metavar="DIR", default=None,
                    help="the ctdb backend runs the Samba installed under DIR instead of "
                         "Debian's ctdb (also: FTH_CTDB_PREFIX)")

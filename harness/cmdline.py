@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import NoReturn
 
 from harness.ctdb_import import parse_bond_spec
 from harness.topology import Bond
@@ -16,6 +17,15 @@ from harness.topology import Bond
 
 class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (what, where, how to fix) and
+    exit 2, not the usage block above argparse's message; subcommands' parsers
+    inherit it (add_subparsers takes the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def seconds_option(text: str | None, option: str) -> float | None:
@@ -52,3 +62,4 @@ def positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"{v} must be >= 1")
     return v
+
