@@ -63,3 +63,13 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{v} must be >= 1")
     return v
 
+
+def probability(text: str) -> float:
+    """argparse type: a number from 0 to 1 (argparse prints the message)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{v} must be from 0 to 1")
+    return v

@@ -24,7 +24,7 @@ from harness.builder import kernel_has_bonding
 from harness.chaos.plan import KINDS, Plan, Round, make_plan
 from harness.chaos.runner import RoundResult, SoakResult, run_plan
 from harness.chaos.shrink import ddmin, sub_plan
-from harness.cmdline import positive_int
+from harness.cmdline import positive_int, probability
 from harness.ctdb import tunables
 from harness.lab import running_cluster
 from harness.topology import Topology, default_topology
@@ -42,6 +42,8 @@ def _topology(nodes: int) -> Topology:
     top = default_topology(nodes)
     return top if kernel_has_bonding() else top.plain()
 
+
+OVERLAP = 0.2  # most rounds one fault, measured; some several at once
 
 STOP = threading.Event()  # set by SIGTERM/SIGINT: finish the round, then report
 
@@ -105,7 +107,8 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     top = _topology(args.nodes)
-    plan = make_plan(args.seed, top, args.faults, longest=_longest(), only=only)
+    plan = make_plan(args.seed, top, args.faults, longest=_longest(), overlap=args.overlap,
+                     only=only)
     print(f"chaos: {args.backend}, {args.nodes} nodes, {plan.faults} faults in "
           f"{len(plan.rounds)} rounds, seed {args.seed}", flush=True)
     out_dir = Path(args.out) / f"{args.backend}-seed{args.seed}"
@@ -119,7 +122,8 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         print(sub_plan(plan, list(plan.rounds[:failed.index])).sequence())
         print(f"replay: harness chaos --nodes {args.nodes} --faults {args.faults} "
               f"--seed {args.seed} --backend {args.backend}"
-              + (f" --kinds {args.kinds}" if args.kinds else ""))
+              + (f" --kinds {args.kinds}" if args.kinds else "")
+              + (f" --overlap {args.overlap}" if args.overlap != OVERLAP else ""))
         if args.shrink:
             out["shrunk"] = _shrink(plan, failed.index, top, args)
     if res.crashes:
@@ -161,6 +165,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--backend", choices=["native", "ctdb"], default="native")
     p.add_argument("--kinds", help="only these kinds, comma-separated (default: all)")
+    p.add_argument("--overlap", type=probability, default=OVERLAP,
+                   help="the chance that a round gets one more fault at once, on another "
+                   f"node (default {OVERLAP}; at most half the nodes are faulted at once)")
     p.add_argument("--shrink", action="store_true", help="on a violation, reduce the sequence")
     p.add_argument("--shrink-tries", type=positive_int, default=2,
                    help="runs per candidate (a failure may need luck to recur)")

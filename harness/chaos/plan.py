@@ -93,6 +93,12 @@ def _one_way(rng: random.Random, nodes: int, pnn: int,
     return {"src": (pnn,), "dst": dst}, NONE, (pnn, *dst)
 
 
+def _fail_event(rng: random.Random, pnn: int,
+                ) -> tuple[dict[str, Any], str, tuple[int, ...]]:
+    event = rng.choice(("takeip", "releaseip"))
+    return {"node": pnn, "event": event}, NONE, (pnn,) if event == "releaseip" else ()
+
+
 # kind -> (weight, maker(rng, topology, node) -> (args, effect, excused nodes)).
 # Weights favour the faults CTDB exists for (links, dead daemons) over rarer ones.
 KINDS: dict[str, tuple[int, Maker]] = {
@@ -110,6 +116,12 @@ KINDS: dict[str, tuple[int, Maker]] = {
     "stop": (1, lambda r, t, n: ({"node": n}, DISCONNECTED, (n,))),
     "restart": (1, lambda r, t, n: ({"node": n}, NONE, (n,))),
     "hang-monitor": (1, lambda r, t, n: ({"node": n, "seconds": 3600}, NONE, ())),
+    # acts only when a takeover run moves an IP to (takeip) or from (releaseip)
+    # the node, so a round of it alone gets a partner from MOVERS on another
+    # node (the IPs it takes away go to the others); the failed runs get it banned.
+    # Banned with a releaseip that fails, it keeps its IPs while the leader
+    # places them elsewhere (ctdbd too): it is excused
+    "fail-event": (1, lambda r, t, n: _fail_event(r, n)),
     "packet-loss": (1, lambda r, t, n: (
         {"node": n, "port": r.choice(_public_ports(t)), "percent": r.choice((10, 30, 60))},
         NONE, ())),
@@ -127,6 +139,7 @@ KINDS: dict[str, tuple[int, Maker]] = {
     "all-slaves-lost": (1, lambda r, t, n: ({"node": n}, UNHEALTHY, ())),
 }
 BOND_ONLY = {"bond-slave-lost", "all-slaves-lost"}
+MOVERS = ("public-link", "kill", "stop")  # faults that move the node's IPs to the others
 STEADY_KINDS = ("flap", "restart")  # undo themselves; their duration is only a wait
 
 
@@ -154,12 +167,23 @@ def make_plan(seed: int, top: Topology, faults: int, *, longest: float,
             width += 1
         free = list(range(nodes))
         rng.shuffle(free)
+        kinds = [rng.choices(names, weights)[0] for _ in range(width)]
+        movers = [k for k in MOVERS if k in names]
+        cap = min(at_once, left)
+        if "fail-event" in kinds and not set(kinds) & set(MOVERS) and movers and cap > 1:
+            # alone it would wait for nothing: first the failing event, then a mover
+            rest = [k for k in kinds if k != "fail-event"]
+            kinds = ["fail-event", rng.choice(movers), *rest][:cap]
+        failing = "fail-event" in kinds
         steps = []
-        for k in range(width):
-            kind = rng.choices(names, weights)[0]
+        for k, kind in enumerate(kinds):
             args, effect, excuse = KINDS[kind][1](rng, top, free[k])
+            # beside a failing event, it and its mover last the longest: the
+            # takeover run they must meet comes after the mover's detection
+            duration = (longest if failing and (kind == "fail-event" or kind in MOVERS)
+                        else round(rng.uniform(1.0, longest), 2))
             steps.append(Step(kind, args, 0.0 if k == 0 else round(rng.uniform(0, 3), 2),
-                              round(rng.uniform(1.0, longest), 2), effect, excuse))
+                              duration, effect, excuse))
         rounds.append(Round(tuple(steps)))
-        left -= width
+        left -= len(steps)
     return Plan(seed, nodes, tuple(rounds))

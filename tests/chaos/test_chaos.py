@@ -8,10 +8,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from harness.assertions import Bounds
 from harness.chaos.audit import measure
 from harness.chaos.command import soak
-from harness.chaos.plan import BOND_ONLY, KINDS, Step, make_plan
+from harness.chaos.plan import BOND_ONLY, KINDS, MOVERS, Step, make_plan
 from harness.chaos.runner import banned
 from harness.chaos.shrink import ddmin
 from harness.faults.kinds import KINDS as CATALOGUE
@@ -29,10 +31,8 @@ def test_a_seed_gives_one_sequence() -> None:
 
 
 def test_sequences_draw_the_whole_catalogue_sometimes_overlapping() -> None:
-    # every kind of the catalogue but `plug` (the undo of pull-cable, not a fault of its
-    # own) and `fail-event` (it acts only when a takeover run gives the node an IP, and
-    # the ban it leads to lasts RecoveryBanPeriod, longer than a round)
-    assert set(KINDS) == set(CATALOGUE) - {"plug", "fail-event"}
+    # every kind of the catalogue but `plug` (the undo of pull-cable, not a fault of its own)
+    assert set(KINDS) == set(CATALOGUE) - {"plug"}
     plan = make_plan(7, PLAIN, 400, longest=10.0)
     used = {s.kind for r in plan.rounds for s in r.steps}
     assert used == set(KINDS) - BOND_ONLY  # no bonds on a plain topology
@@ -55,12 +55,36 @@ def test_ddmin_shrinks_to_the_rounds_that_fail_together() -> None:
     assert len(tried) <= 100
 
 
-def test_bad_input_is_one_line_and_exit_2() -> None:
-    r = subprocess.run([sys.executable, "-m", "harness", "chaos", "--kinds", "kill,unplug"],
+@pytest.mark.parametrize(("args", "line"), [
+    (["--kinds", "kill,unplug"],
+     f"harness chaos: --kinds: unknown kind 'unplug'; one of: {', '.join(KINDS)}"),
+    # argparse's own errors too: one line, not the usage block above it
+    (["--overlap", "2"],
+     "harness chaos: argument --overlap: 2.0 must be from 0 to 1 (see harness chaos --help)"),
+    (["--nodes", "0"],
+     "harness chaos: argument --nodes: 0 must be >= 1 (see harness chaos --help)"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: list[str], line: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "harness", "chaos", *args],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
-        f"harness chaos: --kinds: unknown kind 'unplug'; one of: {', '.join(KINDS)}"]
+    assert r.stderr.strip().splitlines() == [line]
+    assert r.stdout == ""
+
+
+def test_a_failing_releaseip_excuses_its_node_a_failing_takeip_does_not() -> None:
+    # banned with a releaseip that fails, the node keeps its IPs while the leader
+    # places them elsewhere (two holders, as with ctdbd); a failed takeip adds nothing
+    plan = make_plan(7, PLAIN, 400, longest=10.0)
+    fails = [s for r in plan.rounds for s in r.steps if s.kind == "fail-event"]
+    assert {s.args["event"] for s in fails} == {"takeip", "releaseip"}
+    for s in fails:
+        assert s.excuse == ((s.node,) if s.args["event"] == "releaseip" else ())
+    # never alone: a fault on another node moves IPs (and a takeover run with them)
+    with_it = [r for r in plan.rounds if any(s.kind == "fail-event" for s in r.steps)]
+    assert with_it
+    for r in with_it:
+        assert {s.kind for s in r.steps} & set(MOVERS), r.describe()
 
 
 def test_tiny_native_soak_runs_clean() -> None:
