@@ -114,6 +114,25 @@ def bounds() -> Bounds:
                   slack=2.0, scale=time_scale())
 
 
+def ctrl_c(proc: subprocess.Popen[str], timeout: float) -> int:
+    """SIGINT, then its exit status; one that outlives `timeout` fails with
+    what it was doing (kernel state, wait channel, kernel stack): one such hang
+    was seen once in CI, beside a loaded machine, and not again."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        where = {}
+        for name in ("wchan", "stack", "status"):
+            try:
+                where[name] = Path(f"/proc/{proc.pid}/{name}").read_text()
+            except OSError as e:
+                where[name] = str(e)
+        state = next((x for x in where["status"].splitlines() if x.startswith("State")), "?")
+        raise AssertionError(f"{proc.args} still running {timeout} s after SIGINT: {state}, "
+                             f"wchan {where['wchan']!r}\n{where['stack']}") from None
+
+
 def up(name: str, *extra: str) -> subprocess.CompletedProcess[str]:
     r = harness("up", "--name", name, "--tunable", f"MonitorInterval={MONITOR_INTERVAL}",
                 *extra)
@@ -191,8 +210,7 @@ def test_a_lab_from_up_to_down(labs, unique, tmp_path: Path):
         watched.wait_for(rf"FAULT {fid}: node 2 cable {port} pulled", 10)
         watched.wait_for(r"node 2 +flags OK -> UNHEALTHY", 10)
         watched.wait_for(r"client +outage \S+ over after", b.takeover + 5)
-        watch.send_signal(signal.SIGINT)
-        assert watch.wait(10) == 0
+        assert ctrl_c(watch, 30) == 0
         assert watch.stderr is not None
         assert "Traceback" not in watch.stderr.read()
     finally:
@@ -340,26 +358,37 @@ def test_commands_run_in_nodes_with_their_exit_status(live_lab):
 
 
 def test_ctrl_c_during_up_leaves_nothing(labs, unique):
-    labs.append(unique)  # should the up finish before the Ctrl-C, it still goes down
-    up_ = subprocess.Popen([sys.executable, "-m", "harness", "up", "--name", unique],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # the supervisor is building the lab
-            with contextlib.suppress(AssertionError, OSError, ValueError):
-                lab = lab_of(unique)
-                break
-            assert up_.poll() is None and time.monotonic() < deadline, up_.communicate()
-            time.sleep(0.05)
-        up_.send_signal(signal.SIGINT)
-        out, err = up_.communicate(timeout=120)
-    finally:
-        if up_.poll() is None:
-            up_.kill()
-            up_.communicate()
-    assert up_.returncode == 130 and "Traceback" not in err, err
-    assert lab.leftovers([]) == []
-    assert unique not in harness("ls").stdout
+    # the Ctrl-C must land while the supervisor builds the lab; on a loaded
+    # machine the up can finish first (exit 0, seen once in CI): that lab goes
+    # down and the test tries again with a new one
+    for attempt in range(3):
+        name = f"{unique}-{attempt}"
+        labs.append(name)
+        up_ = subprocess.Popen([sys.executable, "-m", "harness", "up", "--name", name],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env())
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # the supervisor is building the lab
+                with contextlib.suppress(AssertionError, OSError, ValueError):
+                    lab = lab_of(name)
+                    break
+                assert up_.poll() is None and time.monotonic() < deadline, up_.communicate()
+                time.sleep(0.05)
+            up_.send_signal(signal.SIGINT)
+            out, err = up_.communicate(timeout=120)
+        finally:
+            if up_.poll() is None:
+                up_.kill()
+                up_.communicate()
+        if up_.returncode == 0 and f"{name} is up" in out:
+            assert harness("down", name).returncode == 0
+            continue
+        assert up_.returncode == 130 and "Traceback" not in err, err
+        assert lab.leftovers([]) == []
+        assert name not in harness("ls").stdout
+        return
+    raise AssertionError("every up finished before its Ctrl-C arrived")
 
 
 FAILING = {
