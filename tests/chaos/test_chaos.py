@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from harness.assertions import Bounds
-from harness.chaos.audit import measure
+from harness.chaos.audit import invariant_problems, measure
 from harness.chaos.command import soak
 from harness.chaos.plan import BOND_ONLY, KINDS, MOVERS, Step, make_plan
 from harness.chaos.runner import banned
@@ -135,3 +135,23 @@ def test_a_node_banned_before_its_monitor_counts_as_detected() -> None:
     measures, problems = measure(tl, step, applied, 17.8, b, ["203.0.113.201"])
     assert problems == []
     assert [(m.what, round(m.took, 2)) for m in measures] == [("detection(banned)", 2.1)]
+
+
+def test_a_cut_off_node_lets_a_takeover_wait_for_the_keepalive() -> None:
+    """Seed 901, round 183: node 2 isolated and node 3's cable pulled at once.
+    The leader's takeover run asked node 2 for its IPs, still connected but
+    silent, until the keepalive declared it gone (3 s); node 3's IP moved
+    2.76 s after its UNHEALTHY flag. Alone, the cable is held to the takeover
+    bound; beside a cut private network, to takeover + keepalive."""
+    b = Bounds(3, 1, 1, 3, 9)
+    ip = "203.0.113.201"
+    tl = Timeline()
+    tl.add(Event(0.5, "netlink", "addr.add", 3, {"ns": "n3", "ip": ip}))
+    tl.add(Event(1.0, "status", "flags", 3, {"flags": ["UNHEALTHY"], "by": 3}))
+    tl.add(Event(3.76, "netlink", "addr.del", 3, {"ns": "n3", "ip": ip}))
+    tl.add(Event(3.77, "netlink", "addr.add", 4, {"ns": "n4", "ip": ip}))
+    alone = invariant_problems(tl, [ip], b, 0.0, 10.0, set(), frozenset({"pull-cable"}))
+    assert len(alone) == 1 and "after it became UNHEALTHY" in alone[0], alone
+    for cut in ("isolate", "partition", "hang", "one-way-loss"):
+        assert invariant_problems(tl, [ip], b, 0.0, 10.0, set(),
+                                  frozenset({"pull-cable", cut})) == [], cut
